@@ -1,0 +1,47 @@
+"""Shared fixtures: the repository root, the registries, a small converted demo store."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from densebench.config import ROOT, load_config
+from densebench.registry import Registries
+
+REPO = ROOT
+
+
+@pytest.fixture(scope="session")
+def registries() -> Registries:
+    """The shipped registries."""
+    return Registries.load(
+        REPO / "config/models.yaml", REPO / "config/datasets.yaml", REPO / "config/strategies.yaml"
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_config() -> dict:
+    """The validated demo config."""
+    return load_config(REPO / "config/demo.yaml")
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory, registries) -> Path:
+    """A converted demo_nuclei store with 12 images (seeded split)."""
+    from densebench.converters import get_converter
+    from densebench.store import write_store
+    from densebench.synthetic import write_synthetic_raw
+
+    card = copy.deepcopy(registries.datasets["demo_nuclei"])
+    card["synthetic"]["num_images"] = card["num_images"] = 12
+    root = tmp_path_factory.mktemp("store")
+    write_synthetic_raw(card, root / "raw")
+    store = root / "demo_nuclei.zarr"
+    samples = get_converter(card["converter"])(root / "raw", card)
+    write_store(
+        samples, card, "demo_nuclei", store, split_policy="seeded", seed=0,
+        fractions=(0.5, 0.25, 0.25),
+    )
+    return store

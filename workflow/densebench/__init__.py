@@ -1,0 +1,3 @@
+"""PFM-DenseBench workflow package."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,217 @@
+"""`densebench`: the command line every Snakemake rule calls.
+
+Each subcommand is a thin adapter from arguments to one package function; heavy libraries
+(torch, timm, peft, matplotlib) are imported only by the subcommands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from densebench.registry import AXES
+
+
+def json_arg(text: str) -> Any:
+    """Parse a JSON argument, or read it from a file when given as @path."""
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    return json.loads(text)
+
+
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    """Generate a synthetic dataset's raw files."""
+    from densebench.synthetic import write_synthetic_raw
+
+    write_synthetic_raw(args.card, args.out)
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    """Download a dataset's raw files listed in its card."""
+    from densebench.download import fetch_dataset
+
+    fetch_dataset(args.dataset, args.card, args.out)
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    """Convert raw files into a validated zarr store."""
+    from densebench.converters import get_converter
+    from densebench.store import write_store
+
+    converter = args.card.get("converter")
+    if not converter:
+        raise SystemExit(
+            f"dataset {args.dataset}: no converter is registered in its card yet; "
+            "only datasets with a `converter` can be converted"
+        )
+    convert = get_converter(converter)
+    write_store(
+        convert(args.raw, args.card),
+        args.card,
+        args.dataset,
+        args.out,
+        split_policy=args.split_policy,
+        seed=args.seed,
+        fractions=tuple(args.fractions),
+    )
+
+
+def cmd_weights(args: argparse.Namespace) -> None:
+    """Download a model's weights snapshot."""
+    from densebench.download import fetch_weights
+
+    fetch_weights(args.model, args.record, args.out)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train one run."""
+    from densebench.train import train_run
+
+    train_run(args.spec, args.store, args.out_dir, args.weights, args.threads)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Predict a run's test split into per-image confusion matrices."""
+    from densebench.predict import predict_run
+
+    predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    """Metrics and bootstrap CIs of runs, from their confusion matrices (one seed for all)."""
+    import pandas as pd
+
+    from densebench.metrics import score_run, write_table
+    from densebench.predict import run_keys
+
+    frames = [
+        score_run(path, run_keys(path), args.replicates, args.seed) for path in args.confusions
+    ]
+    write_table(pd.concat(frames, ignore_index=True), args.out)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    """Collect per-run metrics into the tidy results table."""
+    from densebench.aggregate import aggregate
+    from densebench.metrics import write_table
+
+    write_table(aggregate(args.inputs), args.out)
+
+
+def cmd_tables(args: argparse.Namespace) -> None:
+    """Per-(dataset, strategy) tables of models x metrics."""
+    import pandas as pd
+
+    from densebench.report import strategy_tables
+
+    strategy_tables(pd.read_csv(args.table), args.out_dir, args.display_names)
+
+
+def cmd_figure3(args: argparse.Namespace) -> None:
+    """Figure 3: per-dataset box plots of each strategy across models."""
+    import pandas as pd
+
+    from densebench.report import figure3
+
+    figure3(
+        pd.read_csv(args.table),
+        args.png,
+        args.pdf,
+        metric=args.metric,
+        strategy_order=args.strategies,
+        display_names=args.display_names,
+    )
+
+
+def cmd_params(args: argparse.Namespace) -> None:
+    """Print trainable and total parameters of a (model, strategy) on a dataset."""
+    from densebench.config import load_config, registry_path
+    from densebench.models.segmenter import build_model, count_parameters
+    from densebench.registry import Registries
+    from densebench.spec import build_run_spec
+
+    cfg = load_config(args.config)
+    reg = Registries.load(*(registry_path(cfg, axis) for axis in AXES))
+    names = {"models": [args.model], "strategies": [args.strategy], "datasets": [args.dataset]}
+    reg.check_names(names)
+    spec = build_run_spec(cfg, args.dataset, args.model, args.strategy, reg)
+    counts = count_parameters(build_model(spec))
+    print(json.dumps({"model": args.model, "strategy": args.strategy, **counts}))
+
+
+def add(sub, name: str, func: Callable, arguments: Sequence[tuple[tuple, dict]]) -> None:
+    """Register a subcommand with its arguments."""
+    parser = sub.add_parser(name, help=func.__doc__)
+    for flags, kwargs in arguments:
+        parser.add_argument(*flags, **kwargs)
+    parser.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of all subcommands."""
+    p = argparse.ArgumentParser(prog="densebench", description=__doc__)
+    sub = p.add_subparsers(required=True, metavar="command")
+    path = {"type": Path, "required": True}
+    opt_path = {"type": Path, "default": None}
+    js = {"type": json_arg, "required": True}
+    threads = (("--threads",), {"type": int, "default": 1})
+    add(sub, "synthesize", cmd_synthesize, [(("--card",), js), (("--out",), path)])
+    add(sub, "download", cmd_download,
+        [(("--dataset",), {"required": True}), (("--card",), js), (("--out",), path)])
+    add(sub, "convert", cmd_convert, [
+        (("--dataset",), {"required": True}), (("--card",), js), (("--raw",), path),
+        (("--out",), path), (("--split-policy",), {"required": True}),
+        (("--seed",), {"type": int, "required": True}),
+        (("--fractions",), {"type": float, "nargs": 3, "required": True}),
+    ])
+    add(sub, "weights", cmd_weights,
+        [(("--model",), {"required": True}), (("--record",), js), (("--out",), path)])
+    add(sub, "train", cmd_train, [
+        (("--spec",), js), (("--store",), path), (("--out-dir",), path),
+        (("--weights",), opt_path), threads,
+    ])
+    add(sub, "predict", cmd_predict, [
+        (("--checkpoint",), path), (("--store",), path), (("--out",), path),
+        (("--weights",), opt_path), threads,
+    ])
+    add(sub, "score", cmd_score, [
+        (("--out",), path), (("--replicates",), {"type": int, "default": 1000}),
+        (("--seed",), {"type": int, "default": 42}),
+        (("confusions",), {"type": Path, "nargs": "+"}),
+    ])
+    add(sub, "aggregate", cmd_aggregate,
+        [(("--out",), path), (("inputs",), {"type": Path, "nargs": "+"})])
+    names = {"type": json_arg, "default": None}
+    add(sub, "tables", cmd_tables, [
+        (("--table",), path), (("--out-dir",), path), (("--display-names",), names)])
+    add(sub, "figure3", cmd_figure3, [
+        (("--table",), path), (("--png",), path), (("--pdf",), path),
+        (("--metric",), {"default": "Mean_Dice"}), (("--strategies",), {"nargs": "*"}),
+        (("--display-names",), names),
+    ])
+    add(sub, "params", cmd_params, [
+        (("--model",), {"required": True}), (("--strategy",), {"required": True}),
+        (("--dataset",), {"default": "demo_nuclei"}),
+        (("--config",), {"type": Path, "default": Path("config/demo.yaml")}),
+    ])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `densebench` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"densebench {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {error}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

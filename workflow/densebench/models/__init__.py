@@ -1,0 +1,1 @@
+"""Segmentation models: backbones from the model registry, strategies, decoders."""

@@ -1,0 +1,122 @@
+"""The segmentation model: backbone (+ strategy) -> token grid -> decoder -> logits."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from densebench.models.adapters import CNNAdapter, TransformerAdapter
+from densebench.models.backbone import TokenBackbone, build_backbone
+from densebench.models.decoder import SkipDecoder, TokenDecoder
+from densebench.models.strategies import apply_encoder_strategy
+from densebench.spec import decoder_scales
+
+
+class SegmentationModel(nn.Module):
+    """A PFM with one adaptation strategy and the paper's decoder."""
+
+    def __init__(self, backbone: TokenBackbone, spec: dict[str, Any]):
+        super().__init__()
+        strategy = spec["strategy_record"]
+        self.backbone = backbone
+        self.adapted_modules = apply_encoder_strategy(
+            backbone.encoder, strategy, spec["model_record"]["adapter_targets"]
+        )
+        self.encoder_trains = any(p.requires_grad for p in backbone.parameters())
+        self.keep_encoder_eval = spec["protocol"] == "corrected" and not self.encoder_trains
+        dim, classes = backbone.embed_dim, spec["num_classes"]
+        self.token_adapter = None
+        self.cnn = None
+        if "depth" in strategy:
+            self.token_adapter = TransformerAdapter(
+                dim, int(strategy["depth"]), strategy["drop_path"], strategy["init_values"]
+            )
+        if strategy["decoder"] == "skip":
+            self.cnn = CNNAdapter(strategy["block_units"], spec["protocol"] == "paper")
+            self.decoder = SkipDecoder(dim, classes, CNNAdapter.SKIP_CHANNELS)
+        else:
+            self.decoder = TokenDecoder(dim, classes, decoder_scales(backbone.patch_size))
+
+    def train(self, mode: bool = True) -> SegmentationModel:
+        """Train mode; a frozen encoder stays in eval mode under `corrected` (paper: train)."""
+        super().train(mode)
+        if self.keep_encoder_eval:
+            self.backbone.eval()
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """All tokens of the (possibly adapted) encoder, prefix included."""
+        if self.encoder_trains:
+            return self.backbone.all_tokens(x)
+        with torch.no_grad():  # no encoder parameter needs a gradient
+            return self.backbone.all_tokens(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (B, 3, S, S) -> logits (B, C, S, S)."""
+        tokens = self.encode(x)
+        if self.token_adapter is not None:
+            tokens = self.token_adapter(tokens)
+        grid = tokens_to_grid(tokens[:, self.backbone.num_prefix_tokens :, :])
+        if self.cnn is not None:
+            logits = self.decoder(grid, self.cnn(x))
+        else:
+            logits = self.decoder(grid)
+        if logits.shape[-2:] != x.shape[-2:]:
+            logits = nn.functional.interpolate(
+                logits, size=x.shape[-2:], mode="bilinear", align_corners=False
+            )
+        return logits
+
+
+def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) patch tokens of a square input -> (B, D, sqrt(N), sqrt(N))."""
+    b, n, d = tokens.shape
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"{n} patch tokens do not form a square grid; inputs must be square")
+    return tokens.transpose(1, 2).reshape(b, d, side, side)
+
+
+def build_model(spec: dict[str, Any], weights_dir: Path | None = None) -> SegmentationModel:
+    """Build the model of a run spec, seeded so random-init backbones are reproducible."""
+    torch.manual_seed(int(spec["train"]["seed"]))
+    backbone = build_backbone(spec["model"], spec["model_record"], weights_dir)
+    return SegmentationModel(backbone, spec)
+
+
+def trainable_state(model: SegmentationModel) -> dict[str, torch.Tensor]:
+    """What a checkpoint keeps: trainable parameters and the buffers outside the backbone."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    buffers = {n for n, _ in model.named_buffers() if not n.startswith("backbone.")}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable | buffers}
+
+
+def load_trainable_state(model: SegmentationModel, state: dict[str, torch.Tensor]) -> None:
+    """Load a trainable-state checkpoint; everything missing must belong to the backbone."""
+    result = model.load_state_dict(state, strict=False)
+    expected_missing = {n for n, p in model.named_parameters() if not p.requires_grad}
+    expected_missing |= {n for n, _ in model.named_buffers() if n.startswith("backbone.")}
+    missing = set(result.missing_keys) - expected_missing
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"checkpoint does not fit the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}"
+        )
+
+
+def backbone_fingerprint(model: SegmentationModel) -> float:
+    """A cheap checksum of the frozen backbone weights, to catch a mismatched rebuild."""
+    with torch.no_grad():
+        return float(sum(p.double().abs().sum() for p in model.backbone.parameters()
+                         if not p.requires_grad))
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Trainable and total parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total}

@@ -1,0 +1,85 @@
+"""Declarative registries of the three axes: models, datasets and strategies.
+
+Each registry is a YAML file with one record per name (config/models.yaml,
+config/datasets.yaml, config/strategies.yaml). Keys starting with "_" hold shared anchors
+and are not records. This module only needs PyYAML, so the Snakefile can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+AXES = ("models", "datasets", "strategies")
+"""The three axes of the benchmark grid, in the order runs are keyed (dataset, model, strategy)."""
+
+
+class UnknownNameError(ValueError):
+    """A config names a model, dataset or strategy that its registry does not hold."""
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, naming the file when it is missing or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"registry file not found: {path}")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of name -> record, got {type(data).__name__}")
+    return data
+
+
+def records(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Drop the "_"-prefixed anchor keys, keeping only named records."""
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Registries:
+    """The three loaded registries."""
+
+    models: dict[str, dict[str, Any]]
+    datasets: dict[str, dict[str, Any]]
+    strategies: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, models: Path, datasets: Path, strategies: Path) -> Registries:
+        """Load the three registry files."""
+        return cls(
+            models=records(load_yaml(models)),
+            datasets=records(load_yaml(datasets)),
+            strategies=records(load_yaml(strategies)),
+        )
+
+    def axis(self, name: str) -> dict[str, dict[str, Any]]:
+        """Return the registry of one axis ("models", "datasets" or "strategies")."""
+        if name not in AXES:
+            raise ValueError(f"unknown axis {name!r}; valid: {', '.join(AXES)}")
+        return getattr(self, name)
+
+    def check_names(self, selection: Mapping[str, Iterable[str]]) -> None:
+        """Raise UnknownNameError listing the valid names for every unknown selected name."""
+        problems = []
+        for axis, names in selection.items():
+            known = self.axis(axis)
+            for name in names:
+                if name not in known:
+                    problems.append(_unknown_message(axis, name, known))
+        if problems:
+            raise UnknownNameError("\n".join(problems))
+
+
+def _unknown_message(axis: str, name: str, known: Mapping[str, Any]) -> str:
+    """Explain one unknown name: the closest match and every valid name."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (
+        f"Unknown {axis[:-1]} {name!r} in the config.{hint} "
+        f"Valid {axis}: {', '.join(sorted(known))}. "
+        f"Add a record to the {axis} registry to benchmark a new one."
+    )

@@ -1,0 +1,129 @@
+# Shared helpers: config validation, the three registries, the grid, run specs.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from densebench.registry import Registries
+from densebench.spec import build_run_spec, dumps
+import json
+import re
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def registry_file(axis):
+    """Registry path of the config, relative to the workflow root unless absolute."""
+    path = Path(config["registries"][axis])
+    return path if path.is_absolute() else Path(workflow.basedir) / path
+
+
+REGISTRIES = Registries.load(*(registry_file(a) for a in ("models", "datasets", "strategies")))
+for axis in ("models", "datasets", "strategies"):
+    validate(REGISTRIES.axis(axis), schema=f"../schemas/{axis}.schema.yaml")
+REGISTRIES.check_names({axis: config[axis] for axis in ("models", "datasets", "strategies")})
+
+DATASETS, MODELS, STRATEGIES = config["datasets"], config["models"], config["strategies"]
+SYNTHETIC = [d for d, card in REGISTRIES.datasets.items() if card["access"] == "synthetic"]
+DOWNLOADED = [d for d in REGISTRIES.datasets if d not in SYNTHETIC]
+RUN_DIR = "results/runs/{dataset}/{model}/{strategy}"
+
+
+def alternatives(names):
+    """Regex matching exactly one of the names (wildcard constraint)."""
+    return "|".join(re.escape(n) for n in sorted(names))
+
+
+wildcard_constraints:
+    dataset=alternatives(REGISTRIES.datasets),
+    model=alternatives(REGISTRIES.models),
+    strategy=alternatives(REGISTRIES.strategies),
+
+
+def needs_weights(model):
+    """Whether a model loads pretrained weights (not a random-init demo model)."""
+    return REGISTRIES.models[model].get("weights") != "random"
+
+
+def card_json(wildcards):
+    """The dataset card of a job, as canonical JSON."""
+    return dumps(REGISTRIES.datasets[wildcards.dataset])
+
+
+def model_json(wildcards):
+    """The model record of a job, as canonical JSON."""
+    return dumps(REGISTRIES.models[wildcards.model])
+
+
+def run_spec(wildcards):
+    """The run spec of a (dataset, model, strategy) job, as canonical JSON."""
+    spec = build_run_spec(
+        config, wildcards.dataset, wildcards.model, wildcards.strategy, REGISTRIES
+    )
+    return dumps(spec)
+
+
+def weights_flag(wildcards):
+    """CLI flag pointing a job at its model's local weights, if it has any."""
+    if needs_weights(wildcards.model):
+        return f"--weights resources/weights/{wildcards.model}"
+    return ""
+
+
+def run_inputs(wildcards):
+    """Inputs every job that builds a model needs: the store and, if any, the weights."""
+    inputs = {"store": f"resources/datasets/{wildcards.dataset}.zarr"}
+    if needs_weights(wildcards.model):
+        inputs["weights"] = f"resources/weights/{wildcards.model}"
+    return inputs
+
+
+def parent_dir(wildcards, output):
+    """Folder of a job's first output."""
+    return str(Path(output[0]).parent)
+
+
+def dataset_run_files(name):
+    """Input function: one file of every run of the job's dataset."""
+
+    def files(wildcards):
+        return expand(
+            f"{RUN_DIR}/{name}",
+            dataset=wildcards.dataset,
+            model=MODELS,
+            strategy=STRATEGIES,
+        )
+
+    return files
+
+
+def display_names_json():
+    """Display names of the three axes for tables and figures, as JSON."""
+    names = {
+        axis: {k: r.get("display_name", k) for k, r in REGISTRIES.axis(axis).items()}
+        for axis in ("models", "datasets", "strategies")
+    }
+    return dumps(names)
+
+
+def strategy_table_files():
+    """Every per-(dataset, strategy) table, CSV and Markdown."""
+    return expand(
+        "results/tables/{dataset}/{strategy}.{ext}",
+        dataset=DATASETS,
+        strategy=STRATEGIES,
+        ext=("csv", "md"),
+    )
+
+
+def final_outputs():
+    """Targets of `all`: the results table, every strategy table and Figure 3."""
+    return [
+        "results/tables/results.csv",
+        *strategy_table_files(),
+        "results/figures/figure3.png",
+        "results/figures/figure3.pdf",
+    ]
