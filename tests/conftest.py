@@ -41,7 +41,12 @@ def small_store(tmp_path_factory, registries) -> Path:
     store = root / "demo_nuclei.zarr"
     samples = get_converter(card["converter"])(root / "raw", card)
     write_store(
-        samples, card, "demo_nuclei", store, split_policy="seeded", seed=0,
+        samples,
+        card,
+        "demo_nuclei",
+        store,
+        split_policy="seeded",
+        seed=0,
         fractions=(0.5, 0.25, 0.25),
     )
     return store

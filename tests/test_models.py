@@ -54,7 +54,9 @@ def test_lora_targets_attention_qkv_and_proj_only(demo_config, registries, strat
     )
     assert not any("patch_embed" in n for n in net.adapted_modules)
     rank, dim = spec["strategy_record"]["rank"], spec["model_record"]["embed_dim"]
-    lora = sum(p.numel() for n, p in net.backbone.named_parameters() if "lora_A" in n or "lora_B" in n)
+    lora = sum(
+        p.numel() for n, p in net.backbone.named_parameters() if "lora_A" in n or "lora_B" in n
+    )
     assert lora == 6 * rank * dim * depth  # protocol.md §2.2: 6 r D per block
 
 

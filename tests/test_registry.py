@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.conftest import REPO
 
 from densebench.registry import Registries, UnknownNameError, records
-from tests.conftest import REPO
 
 PUBLISHED_MODELS = [
     "PathOrchestra", "conch_v1_5", "conch_v1", "gigapath", "hibou_l", "hoptimus_0", "hoptimus_1",
@@ -24,7 +24,11 @@ def test_registries_hold_the_paper_grid(registries):
     assert set(PUBLISHED_MODELS) <= set(registries.models)
     assert set(PUBLISHED_DATASETS) <= set(registries.datasets)
     assert list(registries.strategies) == [
-        "frozen", "lora", "dora", "cnn_adapter", "transformer_adapter"
+        "frozen",
+        "lora",
+        "dora",
+        "cnn_adapter",
+        "transformer_adapter",
     ]
 
 
@@ -69,5 +73,5 @@ def test_published_names_match_the_reference_files():
 
 
 def test_missing_registry_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.yaml"):
         Registries.load(tmp_path / "nope.yaml", tmp_path / "b", tmp_path / "c")

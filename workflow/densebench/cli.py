@@ -160,44 +160,104 @@ def build_parser() -> argparse.ArgumentParser:
     js = {"type": json_arg, "required": True}
     threads = (("--threads",), {"type": int, "default": 1})
     add(sub, "synthesize", cmd_synthesize, [(("--card",), js), (("--out",), path)])
-    add(sub, "download", cmd_download,
-        [(("--dataset",), {"required": True}), (("--card",), js), (("--out",), path)])
-    add(sub, "convert", cmd_convert, [
-        (("--dataset",), {"required": True}), (("--card",), js), (("--raw",), path),
-        (("--out",), path), (("--split-policy",), {"required": True}),
-        (("--seed",), {"type": int, "required": True}),
-        (("--fractions",), {"type": float, "nargs": 3, "required": True}),
-    ])
-    add(sub, "weights", cmd_weights,
-        [(("--model",), {"required": True}), (("--record",), js), (("--out",), path)])
-    add(sub, "train", cmd_train, [
-        (("--spec",), js), (("--store",), path), (("--out-dir",), path),
-        (("--weights",), opt_path), threads,
-    ])
-    add(sub, "predict", cmd_predict, [
-        (("--checkpoint",), path), (("--store",), path), (("--out",), path),
-        (("--weights",), opt_path), threads,
-    ])
-    add(sub, "score", cmd_score, [
-        (("--out",), path), (("--replicates",), {"type": int, "default": 1000}),
-        (("--seed",), {"type": int, "default": 42}),
-        (("confusions",), {"type": Path, "nargs": "+"}),
-    ])
-    add(sub, "aggregate", cmd_aggregate,
-        [(("--out",), path), (("inputs",), {"type": Path, "nargs": "+"})])
+    add(
+        sub,
+        "download",
+        cmd_download,
+        [(("--dataset",), {"required": True}), (("--card",), js), (("--out",), path)],
+    )
+    add(
+        sub,
+        "convert",
+        cmd_convert,
+        [
+            (("--dataset",), {"required": True}),
+            (("--card",), js),
+            (("--raw",), path),
+            (("--out",), path),
+            (("--split-policy",), {"required": True}),
+            (("--seed",), {"type": int, "required": True}),
+            (("--fractions",), {"type": float, "nargs": 3, "required": True}),
+        ],
+    )
+    add(
+        sub,
+        "weights",
+        cmd_weights,
+        [(("--model",), {"required": True}), (("--record",), js), (("--out",), path)],
+    )
+    add(
+        sub,
+        "train",
+        cmd_train,
+        [
+            (("--spec",), js),
+            (("--store",), path),
+            (("--out-dir",), path),
+            (("--weights",), opt_path),
+            threads,
+        ],
+    )
+    add(
+        sub,
+        "predict",
+        cmd_predict,
+        [
+            (("--checkpoint",), path),
+            (("--store",), path),
+            (("--out",), path),
+            (("--weights",), opt_path),
+            threads,
+        ],
+    )
+    add(
+        sub,
+        "score",
+        cmd_score,
+        [
+            (("--out",), path),
+            (("--replicates",), {"type": int, "default": 1000}),
+            (("--seed",), {"type": int, "default": 42}),
+            (("confusions",), {"type": Path, "nargs": "+"}),
+        ],
+    )
+    add(
+        sub,
+        "aggregate",
+        cmd_aggregate,
+        [(("--out",), path), (("inputs",), {"type": Path, "nargs": "+"})],
+    )
     names = {"type": json_arg, "default": None}
-    add(sub, "tables", cmd_tables, [
-        (("--table",), path), (("--out-dir",), path), (("--display-names",), names)])
-    add(sub, "figure3", cmd_figure3, [
-        (("--table",), path), (("--png",), path), (("--pdf",), path),
-        (("--metric",), {"default": "Mean_Dice"}), (("--strategies",), {"nargs": "*"}),
-        (("--display-names",), names),
-    ])
-    add(sub, "params", cmd_params, [
-        (("--model",), {"required": True}), (("--strategy",), {"required": True}),
-        (("--dataset",), {"default": "demo_nuclei"}),
-        (("--config",), {"type": Path, "default": Path("config/demo.yaml")}),
-    ])
+    add(
+        sub,
+        "tables",
+        cmd_tables,
+        [(("--table",), path), (("--out-dir",), path), (("--display-names",), names)],
+    )
+    add(
+        sub,
+        "figure3",
+        cmd_figure3,
+        [
+            (("--table",), path),
+            (("--png",), path),
+            (("--pdf",), path),
+            (("--metric",), {"default": "Mean_Dice"}),
+            (("--strategies",), {"nargs": "*"}),
+            (("--display-names",), names),
+        ],
+    )
+    add(
+        sub,
+        "params",
+        cmd_params,
+        [
+            (("--model",), {"required": True}),
+            (("--strategy",), {"required": True}),
+            (("--dataset",), {"default": "demo_nuclei"}),
+            (("--config",), {"type": Path, "default": Path("config/demo.yaml")}),
+        ],
+    )
     return p
 
 
@@ -207,8 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"densebench {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {error}",
-              file=sys.stderr)
+        print(
+            f"densebench {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

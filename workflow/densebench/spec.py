@@ -81,6 +81,7 @@ def build_run_spec(
         "normalisation": normalisation(model_rec, config["protocol"]),
         "model_record": model_rec,
         "strategy_record": registries.strategies[strategy],
+        "decoder": config["decoder"],
         "train": train,
         "evaluate": config["evaluate"],
     }

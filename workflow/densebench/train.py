@@ -102,7 +102,7 @@ def train_run(
 ) -> dict[str, Any]:
     """Train one run into out_dir (best.pt, train_log.csv, provenance.json; last.pt resumes)."""
     cfg = spec["train"]
-    seed, epochs, batch = int(cfg["seed"]), int(cfg["epochs"]), int(cfg["batch_size"])
+    seed, epochs = int(cfg["seed"]), int(cfg["epochs"])
     device = configure_torch(seed, threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,8 +118,11 @@ def train_run(
     last = out_dir / "last.pt"
     if last.exists():
         state = resume(last, model, optimizer, spec)
-        print(f"resuming {spec['dataset']}/{spec['model']}/{spec['strategy']} at epoch "
-              f"{state['epoch']}", flush=True)
+        print(
+            f"resuming {spec['dataset']}/{spec['model']}/{spec['strategy']} at epoch "
+            f"{state['epoch']}",
+            flush=True,
+        )
     t_max = cosine_period(cfg, spec["protocol"])
     for epoch in range(state["epoch"], epochs):
         start = time.perf_counter()
@@ -224,15 +227,22 @@ def versions() -> dict[str, str]:
     """Versions of the libraries that decide the numbers."""
     import timm
 
-    return {"densebench": __version__, "torch": torch.__version__, "timm": timm.__version__,
-            "numpy": np.__version__}
+    return {
+        "densebench": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def git_commit() -> str | None:
     """The workflow's git commit, if it runs from a checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).parent,
         )
     except (OSError, subprocess.CalledProcessError):

@@ -75,7 +75,9 @@ class CNNAdapter(nn.Module):
 
     SKIP_CHANNELS = (512, 256, 64)
 
-    def __init__(self, block_units: Sequence[int] = (3, 4, 9), compute_discarded_stage: bool = True):
+    def __init__(
+        self, block_units: Sequence[int] = (3, 4, 9), compute_discarded_stage: bool = True
+    ):
         super().__init__()
         self.root = nn.Sequential(
             StdConv2d(3, 64, 7, stride=2, padding=3, bias=False), gn(64), nn.ReLU(inplace=True)
@@ -107,8 +109,14 @@ class TransformerAdapter(nn.Module):
         rates = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.Sequential(
             *[
-                Block(dim, max(1, dim // 64), 4.0, qkv_bias=True, init_values=init_values,
-                      drop_path=rate)
+                Block(
+                    dim,
+                    max(1, dim // 64),
+                    4.0,
+                    qkv_bias=True,
+                    init_values=init_values,
+                    drop_path=rate,
+                )
                 for rate in rates
             ]
         )

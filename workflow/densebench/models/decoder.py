@@ -51,14 +51,21 @@ class DecoderBlock(nn.Module):
 class TokenDecoder(nn.Module):
     """Shared decoder of all strategies but the CNN adapter."""
 
-    def __init__(self, embed_dim: int, num_classes: int, scales: Sequence[float]):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_classes: int,
+        scales: Sequence[float],
+        hidden: int = HIDDEN_CHANNELS,
+        channels: Sequence[int] = DECODER_CHANNELS,
+    ):
         super().__init__()
-        self.conv_more = conv_bn_relu(embed_dim, HIDDEN_CHANNELS)
-        cins = (HIDDEN_CHANNELS, *DECODER_CHANNELS[:-1])
+        self.conv_more = conv_bn_relu(embed_dim, hidden)
+        cins = (hidden, *channels[:-1])
         self.blocks = nn.ModuleList(
-            DecoderBlock(cin, cout, s) for cin, cout, s in zip(cins, DECODER_CHANNELS, scales)
+            DecoderBlock(cin, cout, s) for cin, cout, s in zip(cins, channels, scales, strict=True)
         )
-        self.head = nn.Conv2d(DECODER_CHANNELS[-1], num_classes, 3, padding=1)
+        self.head = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) -> logits (B, C, h*patch, w*patch)."""
@@ -71,15 +78,23 @@ class TokenDecoder(nn.Module):
 class SkipDecoder(nn.Module):
     """Decoder of the CNN adapter: fuses the CNN branch's 1/8, 1/4 and 1/2 features."""
 
-    def __init__(self, embed_dim: int, num_classes: int, skip_channels: Sequence[int]):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_classes: int,
+        skip_channels: Sequence[int],
+        hidden: int = HIDDEN_CHANNELS,
+        channels: Sequence[int] = DECODER_CHANNELS,
+    ):
         super().__init__()
-        self.conv_more = conv_bn_relu(embed_dim, HIDDEN_CHANNELS)
-        cins = (HIDDEN_CHANNELS, *DECODER_CHANNELS[:-1])
+        self.conv_more = conv_bn_relu(embed_dim, hidden)
+        cins = (hidden, *channels[:-1])
         skips = (*skip_channels, 0)
         self.blocks = nn.ModuleList(
-            DecoderBlock(cin, cout, 2.0, sk) for cin, cout, sk in zip(cins, DECODER_CHANNELS, skips)
+            DecoderBlock(cin, cout, 2.0, sk)
+            for cin, cout, sk in zip(cins, channels, skips, strict=True)
         )
-        self.head = nn.Conv2d(DECODER_CHANNELS[-1], num_classes, 3, padding=1)
+        self.head = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
 
     def forward(self, grid: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
         """(B, D, h, w) and skips [1/8, 1/4, 1/2] -> logits."""

@@ -35,11 +35,15 @@ class SegmentationModel(nn.Module):
             self.token_adapter = TransformerAdapter(
                 dim, int(strategy["depth"]), strategy["drop_path"], strategy["init_values"]
             )
+        width = {
+            "hidden": spec["decoder"]["hidden_channels"],
+            "channels": spec["decoder"]["block_channels"],
+        }
         if strategy["decoder"] == "skip":
             self.cnn = CNNAdapter(strategy["block_units"], spec["protocol"] == "paper")
-            self.decoder = SkipDecoder(dim, classes, CNNAdapter.SKIP_CHANNELS)
+            self.decoder = SkipDecoder(dim, classes, CNNAdapter.SKIP_CHANNELS, **width)
         else:
-            self.decoder = TokenDecoder(dim, classes, decoder_scales(backbone.patch_size))
+            self.decoder = TokenDecoder(dim, classes, decoder_scales(backbone.patch_size), **width)
 
     def train(self, mode: bool = True) -> SegmentationModel:
         """Train mode; a frozen encoder stays in eval mode under `corrected` (paper: train)."""
@@ -61,10 +65,7 @@ class SegmentationModel(nn.Module):
         if self.token_adapter is not None:
             tokens = self.token_adapter(tokens)
         grid = tokens_to_grid(tokens[:, self.backbone.num_prefix_tokens :, :])
-        if self.cnn is not None:
-            logits = self.decoder(grid, self.cnn(x))
-        else:
-            logits = self.decoder(grid)
+        logits = self.decoder(grid) if self.cnn is None else self.decoder(grid, self.cnn(x))
         if logits.shape[-2:] != x.shape[-2:]:
             logits = nn.functional.interpolate(
                 logits, size=x.shape[-2:], mode="bilinear", align_corners=False
@@ -92,7 +93,9 @@ def trainable_state(model: SegmentationModel) -> dict[str, torch.Tensor]:
     """What a checkpoint keeps: trainable parameters and the buffers outside the backbone."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     buffers = {n for n, _ in model.named_buffers() if not n.startswith("backbone.")}
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable | buffers}
+    return {
+        k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable | buffers
+    }
 
 
 def load_trainable_state(model: SegmentationModel, state: dict[str, torch.Tensor]) -> None:
@@ -111,8 +114,9 @@ def load_trainable_state(model: SegmentationModel, state: dict[str, torch.Tensor
 def backbone_fingerprint(model: SegmentationModel) -> float:
     """A cheap checksum of the frozen backbone weights, to catch a mismatched rebuild."""
     with torch.no_grad():
-        return float(sum(p.double().abs().sum() for p in model.backbone.parameters()
-                         if not p.requires_grad))
+        return float(
+            sum(p.double().abs().sum() for p in model.backbone.parameters() if not p.requires_grad)
+        )
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

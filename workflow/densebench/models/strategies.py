@@ -56,9 +56,7 @@ def check_adapted(adapted: list[str], targets: str) -> None:
         raise ValueError(f"LoRA adapted modules outside {targets!r}: {wrong}")
 
 
-def apply_encoder_strategy(
-    encoder: nn.Module, strategy: dict[str, Any], targets: str
-) -> list[str]:
+def apply_encoder_strategy(encoder: nn.Module, strategy: dict[str, Any], targets: str) -> list[str]:
     """Freeze the encoder or give it adapters, per the strategy record's `encoder` key."""
     kind = strategy["encoder"]
     if kind == "frozen":

@@ -1,0 +1,245 @@
+"""Segmentation metrics and the image-level bootstrap of PFM-DenseBench (protocol §5).
+
+All metrics are computed from one confusion matrix M (rows = ground truth, columns = prediction)
+summed over the images of a test set. With TP_c = M_cc, FP_c = col_c - TP_c, FN_c = row_c - TP_c
+and EPS = 1e-8, each per-class value is averaged over its own "valid" class set:
+
+- mIoU, Mean_Dice: classes with TP+FP+FN > 0;
+- Mean_Accuracy, Mean_Recall: classes with TP+FN > 0 (identical formula, hence identical values);
+- Mean_Precision: classes with TP+FP > 0;
+- Mean_F1: classes with P_c+R_c > 0 (i.e. TP_c > 0) of 2 P_c R_c / (P_c + R_c + EPS).
+
+Pixel_Accuracy = sum TP / (sum M + EPS); Frequency_Weighted_IoU = sum_c (row_c / sum M) IoU_c with
+IoU_c = 0 for invalid classes. Convention (not in the paper, which never meets the case): a mean
+over an empty valid set is 0.0, and Frequency_Weighted_IoU of an all-zero matrix is 0.0.
+
+The bootstrap reproduces the authors' random stream: ``RandomState(seed)`` and, per replicate in
+order, ``choice(N, N, replace=True)``; the published "mean" is the mean of the replicate values.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EPS = 1e-8
+
+METRICS: tuple[str, ...] = (
+    "mIoU",
+    "Pixel_Accuracy",
+    "Mean_Accuracy",
+    "Frequency_Weighted_IoU",
+    "Mean_Dice",
+    "Mean_Precision",
+    "Mean_Recall",
+    "Mean_F1",
+)
+
+STAT_COLUMNS: tuple[str, ...] = ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std")
+RUN_COLUMNS: tuple[str, ...] = ("metric", *STAT_COLUMNS, "n_images", "replicates", "seed")
+
+# Largest integer below which float64 sums of non-negative integers are exact.
+_EXACT_FLOAT_LIMIT = 2**53
+
+
+def _masked_mean(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Row-wise mean of ``values`` over ``valid`` entries; 0.0 where a row has none."""
+    total = np.where(valid, values, 0.0).sum(axis=1)
+    count = valid.sum(axis=1)
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+
+def compute_metrics_batch(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the 8 metrics (each shape (B,)) of a stack of (B, C, C) confusion matrices."""
+    m = np.asarray(matrices)
+    if m.ndim != 3 or m.shape[1] != m.shape[2]:
+        raise ValueError(f"expected a (B, C, C) stack of confusion matrices, got {m.shape}")
+    m = m.astype(np.float64)
+    tp = np.ascontiguousarray(np.diagonal(m, axis1=1, axis2=2))
+    row = m.sum(axis=2)
+    col = m.sum(axis=1)
+    fp = col - tp
+    fn = row - tp
+    total = row.sum(axis=1)
+
+    iou = tp / (tp + fp + fn + EPS)
+    dice = 2.0 * tp / (2.0 * tp + fp + fn + EPS)
+    precision = tp / (tp + fp + EPS)
+    recall = tp / (tp + fn + EPS)
+    f1 = 2.0 * precision * recall / (precision + recall + EPS)
+
+    valid_union = (tp + fp + fn) > 0
+    valid_gt = (tp + fn) > 0
+    valid_pred = (tp + fp) > 0
+    valid_f1 = (precision + recall) > 0
+
+    freq = np.divide(row, total[:, None], out=np.zeros_like(row), where=total[:, None] > 0)
+    mean_recall = _masked_mean(recall, valid_gt)
+    return {
+        "mIoU": _masked_mean(iou, valid_union),
+        "Pixel_Accuracy": tp.sum(axis=1) / (total + EPS),
+        "Mean_Accuracy": mean_recall,
+        "Frequency_Weighted_IoU": (freq * np.where(valid_union, iou, 0.0)).sum(axis=1),
+        "Mean_Dice": _masked_mean(dice, valid_union),
+        "Mean_Precision": _masked_mean(precision, valid_pred),
+        "Mean_Recall": mean_recall.copy(),
+        "Mean_F1": _masked_mean(f1, valid_f1),
+    }
+
+
+def compute_metrics(matrix: np.ndarray) -> dict[str, float]:
+    """Return the 8 metrics of one summed C x C confusion matrix (see the module docstring)."""
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"expected a C x C confusion matrix, got shape {m.shape}")
+    return {name: float(values[0]) for name, values in compute_metrics_batch(m[None]).items()}
+
+
+def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:
+    """Return the (replicates, n) image indices of the authors' sequential choice() stream."""
+    rs = np.random.RandomState(seed)
+    # RandomState.choice(n, n, replace=True) draws randint(0, n, size=n); one call of shape
+    # (replicates, n) consumes the same stream in the same order (checked in the tests).
+    return rs.randint(0, n, size=(replicates, n))
+
+
+def replicate_counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """Return counts[b, i] = multiplicity of image i in replicate b, from (B, N') indices."""
+    b = indices.shape[0]
+    flat = (indices + n * np.arange(b)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * n).reshape(b, n)
+
+
+def replicate_matrices(per_image: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """Return the (replicates, C, C) summed confusion matrices of the bootstrap replicates."""
+    stack = _check_stack(per_image)
+    n, c, _ = stack.shape
+    counts = replicate_counts(bootstrap_indices(n, replicates, seed), n)
+    flat = stack.reshape(n, c * c)
+    # A replicate sums at most n copies of the largest image; below 2**53 float64 BLAS is exact.
+    if n * int(flat.sum(axis=1).max(initial=0)) < _EXACT_FLOAT_LIMIT:
+        summed = counts.astype(np.float64) @ flat.astype(np.float64)
+    else:
+        summed = counts.astype(np.int64) @ flat.astype(np.int64)
+    return summed.reshape(replicates, c, c)
+
+
+def _check_stack(per_image: np.ndarray) -> np.ndarray:
+    """Validate a (N, C, C) stack of non-negative per-image confusion matrices."""
+    stack = np.asarray(per_image)
+    if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
+        raise ValueError(f"expected per-image matrices of shape (N, C, C), got {stack.shape}")
+    if stack.shape[0] == 0:
+        raise ValueError("cannot bootstrap an empty set of images")
+    if np.any(stack < 0):
+        raise ValueError("confusion matrices must be non-negative")
+    return stack
+
+
+def bootstrap(
+    per_image: np.ndarray, replicates: int = 1000, seed: int = 42
+) -> dict[str, dict[str, float]]:
+    """Return per metric {point, boot_mean, ci_lower, ci_upper, boot_std} of the bootstrap."""
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    stack = _check_stack(per_image)
+    point = compute_metrics(stack.sum(axis=0))
+    boot = compute_metrics_batch(replicate_matrices(stack, replicates, seed))
+    result: dict[str, dict[str, float]] = {}
+    for name in METRICS:
+        values = boot[name]
+        lower, upper = np.percentile(values, [2.5, 97.5])
+        result[name] = {
+            "point": point[name],
+            "boot_mean": float(np.mean(values)),
+            "ci_lower": float(lower),
+            "ci_upper": float(upper),
+            "boot_std": float(np.std(values)),
+        }
+    return result
+
+
+def load_confusion(confusion_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Load (matrices, sample_ids, classes) from a confusion.npz and check their shapes."""
+    with np.load(confusion_path, allow_pickle=False) as data:
+        missing = {"matrices", "sample_ids", "classes"} - set(data.files)
+        if missing:
+            raise ValueError(f"{confusion_path}: missing arrays {sorted(missing)}")
+        matrices = data["matrices"]
+        sample_ids = data["sample_ids"]
+        classes = data["classes"]
+    n_classes = len(classes)
+    if matrices.ndim != 3 or matrices.shape[1:] != (n_classes, n_classes):
+        raise ValueError(
+            f"{confusion_path}: matrices shape {matrices.shape} does not match {n_classes} classes"
+        )
+    if len(sample_ids) != matrices.shape[0]:
+        raise ValueError(
+            f"{confusion_path}: {len(sample_ids)} sample_ids for {matrices.shape[0]} matrices"
+        )
+    return matrices, sample_ids, classes
+
+
+def score_run(
+    confusion_path: Path, keys: Mapping[str, str], replicates: int, seed: int
+) -> pd.DataFrame:
+    """Bootstrap one run's confusion.npz into tidy rows: keys, metric, stats, n, B, seed."""
+    import pandas as pd
+
+    clash = set(keys) & set(RUN_COLUMNS)
+    if clash:
+        raise ValueError(f"key columns {sorted(clash)} collide with metric columns")
+    matrices, _, _ = load_confusion(Path(confusion_path))
+    try:
+        stats = bootstrap(matrices, replicates=replicates, seed=seed)
+    except ValueError as err:
+        raise ValueError(f"{confusion_path}: {err}") from err
+    rows = [
+        {
+            **dict(keys),
+            "metric": name,
+            **stats[name],
+            "n_images": int(matrices.shape[0]),
+            "replicates": int(replicates),
+            "seed": int(seed),
+        }
+        for name in METRICS
+    ]
+    return pd.DataFrame(rows, columns=[*keys, *RUN_COLUMNS])
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` (same suffix) that replaces it on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.chmod(0o644)  # mkstemp creates 0600; give the result ordinary permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write UTF-8 text atomically, creating parent directories."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame as CSV atomically (temp file in the same dir + os.replace)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")

@@ -1,0 +1,322 @@
+"""One zarr (v3) store per dataset: validated samples written atomically, read lazily.
+
+Layout of `resources/datasets/<dataset>.zarr`:
+  images (N, Hmax, Wmax, 3) uint8, fill 0,   dims (sample, y, x, channel)
+  masks  (N, Hmax, Wmax)    uint8, fill 255, dims (sample, y, x)
+chunked one image per chunk (spatial tiles of at most 512 px); an image smaller than Hmax x Wmax
+sits at the top-left and its true size is in the per-sample metadata: group attribute `samples`,
+a list of {id, split, height, width, source_file, group_id, official_split} in store order.
+
+Memory: `write_store` makes a single pass over the samples (so a converter runs once), validating
+each one and spilling it to a staging folder of .npy files next to the output; only once every
+sample is valid and Hmax/Wmax are known does it create the arrays and copy the staged samples in.
+At most one sample is in memory at a time. Everything is written under a temporary sibling name
+and renamed onto the output only when complete; on failure the temporary and staging folders are
+removed and the output path is left untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from densebench.converters import IGNORE_INDEX, Sample, converter_version
+from densebench.splits import assign_splits
+
+TILE = 512
+
+
+class ValidationError(ValueError):
+    """A sample or the dataset as a whole breaks the store's data contract."""
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move directory src onto dst, replacing any existing dst (rename-based, same filesystem)."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() or dst.is_symlink():
+        old = dst.parent / f".{dst.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    else:
+        os.replace(src, dst)
+
+
+def _invalid(dataset: str, sample: Sample, problem: str, remedy: str) -> ValidationError:
+    """ValidationError naming the dataset, the sample's source file, the problem and the remedy."""
+    return ValidationError(
+        f"dataset {dataset!r}, sample {sample.sample_id!r} (source file {sample.source_file}): "
+        f"{problem}. Remedy: {remedy}."
+    )
+
+
+def validate_sample(sample: Sample, num_classes: int, dataset: str) -> None:
+    """Raise ValidationError unless image is (H,W,3) uint8 and mask (H,W) uint8 of class ids."""
+    image, mask = np.asarray(sample.image), np.asarray(sample.mask)
+    fix = "fix the dataset's converter (or its dataset card)"
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise _invalid(
+            dataset, sample, f"image has shape {image.shape}, expected (H, W, 3) RGB", fix
+        )
+    if image.dtype != np.uint8:
+        raise _invalid(dataset, sample, f"image dtype is {image.dtype}, expected uint8", fix)
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise _invalid(
+            dataset, sample, f"mask is {mask.dtype} {mask.shape}, expected uint8 (H, W)", fix
+        )
+    if mask.shape != image.shape[:2]:
+        raise _invalid(
+            dataset,
+            sample,
+            f"mask shape {mask.shape} differs from image shape {image.shape[:2]}",
+            fix,
+        )
+    if min(mask.shape) == 0:
+        raise _invalid(dataset, sample, "image is empty", fix)
+    values = np.unique(mask)
+    bad = values[(values >= num_classes) & (values != IGNORE_INDEX)]
+    if bad.size:
+        raise _invalid(
+            dataset,
+            sample,
+            f"mask values {bad.tolist()} are not class indices 0..{num_classes - 1} "
+            f"(or {IGNORE_INDEX} = ignore)",
+            "map them to the card's classes in the converter, or add the classes to the card",
+        )
+
+
+def _stage(samples: Iterable[Sample], card: dict, dataset: str, staging: Path) -> list[dict]:
+    """Validate every sample, spill it to staging/<i>.{image,mask}.npy; return its metadata."""
+    num_classes = len(card["classes"])
+    meta: list[dict] = []
+    seen: set[str] = set()
+    for i, sample in enumerate(samples):
+        validate_sample(sample, num_classes, dataset)
+        if sample.sample_id in seen:
+            raise _invalid(
+                dataset, sample, "duplicate sample id", "make the converter's ids unique"
+            )
+        seen.add(sample.sample_id)
+        np.save(staging / f"{i}.image.npy", sample.image)
+        np.save(staging / f"{i}.mask.npy", sample.mask)
+        meta.append(
+            {
+                "id": sample.sample_id,
+                "height": int(sample.mask.shape[0]),
+                "width": int(sample.mask.shape[1]),
+                "source_file": sample.source_file,
+                "group_id": str(sample.group_id),
+                "official_split": sample.official_split,
+            }
+        )
+    expected = card.get("num_images")
+    if not meta:
+        raise ValidationError(f"dataset {dataset!r}: the converter produced no samples")
+    if expected is not None and len(meta) != int(expected):
+        raise ValidationError(
+            f"dataset {dataset!r}: converted {len(meta)} images but the dataset card says "
+            f"num_images: {expected}. Remedy: check the raw data is complete (re-download it), "
+            "or correct num_images in the card"
+        )
+    return meta
+
+
+def _group_attrs(
+    card: dict,
+    dataset: str,
+    meta: list[dict],
+    policy: str,
+    seed: int,
+    fractions: tuple[float, float, float],
+) -> dict:
+    """Group attributes: provenance, classes, split settings and per-sample metadata."""
+    from densebench import __version__
+
+    name = card.get("converter")
+    attrs = {
+        "dataset": dataset,
+        "display_name": card.get("display_name", dataset),
+        "classes": list(card["classes"]),
+        "num_classes": len(card["classes"]),
+        "ignore_index": IGNORE_INDEX,
+        "category": card.get("category"),
+        "mpp": card.get("mpp"),
+        "licence": card.get("licence"),
+        "converter": name,
+        "converter_version": converter_version(name) if name else None,
+        "split_policy": policy,
+        "split_seed": int(seed),
+        "split_fractions": [float(f) for f in fractions],
+        "densebench_version": __version__,
+        "samples": meta,
+    }
+    if "homepage" in card:
+        attrs["homepage"] = card["homepage"]
+    return attrs
+
+
+def write_store(
+    samples: Iterable[Sample],
+    card: dict,
+    dataset: str,
+    out_path: Path,
+    *,
+    split_policy: str,
+    seed: int,
+    fractions: tuple[float, float, float],
+) -> None:
+    """Validate samples and write them as one zarr v3 store at out_path, atomically."""
+    import zarr
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"
+    staging = out_path.parent / f".{out_path.name}.staging-{os.getpid()}"
+    for path in (tmp, staging):
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        staging.mkdir()
+        meta = _stage(samples, card, dataset, staging)
+        splits = assign_splits(
+            [m["group_id"] for m in meta],
+            [m["official_split"] for m in meta],
+            split_policy,
+            fractions,
+            seed,
+        )
+        for m, split in zip(meta, splits, strict=True):
+            m["split"] = split
+        n = len(meta)
+        hmax, wmax = max(m["height"] for m in meta), max(m["width"] for m in meta)
+        tile = (min(hmax, TILE), min(wmax, TILE))
+        attrs = _group_attrs(card, dataset, meta, split_policy, seed, fractions)
+        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
+        images = group.create_array(
+            "images",
+            shape=(n, hmax, wmax, 3),
+            dtype="uint8",
+            chunks=(1, *tile, 3),
+            fill_value=0,
+            dimension_names=("sample", "y", "x", "channel"),
+        )
+        masks = group.create_array(
+            "masks",
+            shape=(n, hmax, wmax),
+            dtype="uint8",
+            chunks=(1, *tile),
+            fill_value=IGNORE_INDEX,
+            dimension_names=("sample", "y", "x"),
+        )
+        for i, m in enumerate(meta):
+            h, w = m["height"], m["width"]
+            images[i, :h, :w, :] = np.load(staging / f"{i}.image.npy")
+            masks[i, :h, :w] = np.load(staging / f"{i}.mask.npy")
+        shutil.rmtree(staging)
+        replace_dir(tmp, out_path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+class DatasetStore:
+    """Lazy, fork-safe reader of a dataset store (re-opens the zarr group in a new process)."""
+
+    def __init__(self, path: Path | str) -> None:
+        """Remember the path; nothing is opened until first access."""
+        self.path = Path(path)
+        self._group = None
+        self._arrays: tuple | None = None
+        self._attrs: dict | None = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        """Pickle without the open handle (for spawned DataLoader workers)."""
+        return {"path": self.path, "_group": None, "_arrays": None, "_attrs": None, "_pid": None}
+
+    def __repr__(self) -> str:
+        """Short description."""
+        return f"DatasetStore({str(self.path)!r})"
+
+    def _missing(self, why: str) -> FileNotFoundError:
+        """FileNotFoundError naming the path and the snakemake target that builds it."""
+        name = self.path.name.removesuffix(".zarr") or "<dataset>"
+        return FileNotFoundError(
+            f"{self.path} is not a dataset store ({why}); build it with "
+            f"`snakemake resources/datasets/{name}.zarr`"
+        )
+
+    @property
+    def group(self):
+        """The zarr group, opened on first use and re-opened after a fork (pid change)."""
+        if self._group is None or self._pid != os.getpid():
+            import zarr
+
+            if not (self.path / "zarr.json").is_file():
+                raise self._missing("no zarr.json")
+            try:
+                group = zarr.open_group(self.path, mode="r", zarr_format=3)
+            except Exception as exc:  # zarr raises several types for non-groups
+                raise self._missing(f"cannot open as a zarr group: {exc}") from exc
+            attrs = group.attrs.asdict()
+            if "samples" not in attrs or "images" not in group or "masks" not in group:
+                raise self._missing("no images/masks arrays or samples metadata")
+            self._arrays = (group["images"], group["masks"])
+            self._group, self._attrs, self._pid = group, attrs, os.getpid()
+        return self._group
+
+    @property
+    def attrs(self) -> dict:
+        """Group attributes (a plain dict)."""
+        self.group  # noqa: B018 - opens / re-opens
+        assert self._attrs is not None
+        return self._attrs
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index = class id."""
+        return list(self.attrs["classes"])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return int(self.attrs["num_classes"])
+
+    @property
+    def ignore_index(self) -> int:
+        """Mask value that carries no label."""
+        return int(self.attrs["ignore_index"])
+
+    @property
+    def samples(self) -> list[dict]:
+        """Per-sample metadata in store order."""
+        return list(self.attrs["samples"])
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return len(self.attrs["samples"])
+
+    def indices(self, split: str) -> list[int]:
+        """Store indices of the samples in one split ("train", "val" or "test")."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}; valid splits: train, val, test")
+        return [i for i, s in enumerate(self.attrs["samples"]) if s["split"] == split]
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Native-size (H, W, 3) uint8 image and (H, W) uint8 mask of sample i."""
+        samples = self.attrs["samples"]
+        if not -len(samples) <= i < len(samples):
+            raise IndexError(f"sample index {i} out of range for {len(samples)} samples")
+        i %= len(samples)
+        h, w = samples[i]["height"], samples[i]["width"]
+        self.group  # noqa: B018 - opens / re-opens
+        images, masks = self._arrays
+        return images[i, :h, :w, :], masks[i, :h, :w]
