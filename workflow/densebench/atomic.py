@@ -1,4 +1,8 @@
-"""Atomic outputs: write to a temporary name beside the target, rename when complete."""
+"""Atomic outputs: write to a temporary name beside the target, rename when complete.
+
+Nothing half-written ever takes a final name: a killed job leaves only a hidden temporary,
+which the next attempt removes.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def temp_sibling(path: Path) -> Path:
-    """A temporary name in the same folder (same filesystem, so rename is atomic)."""
+def temp_sibling(path: Path, tag: str = "tmp") -> Path:
+    """A hidden temporary name in the same folder (same filesystem, so rename is atomic)."""
     path = Path(path)
-    return path.parent / f".{path.name}.tmp-{os.getpid()}{path.suffix}"
+    return path.parent / f".{path.name}.{tag}-{os.getpid()}{path.suffix}"
 
 
 def remove(path: Path) -> None:
     """Remove a file or a folder if it exists."""
+    path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move src onto dst; an existing dst (file or folder) is renamed aside, then removed."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() or dst.is_symlink():
+        old = temp_sibling(dst, "old")
+        remove(old)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        remove(old)
+    else:
+        os.replace(src, dst)
 
 
 @contextlib.contextmanager
@@ -32,9 +50,13 @@ def atomic_output(path: Path) -> Iterator[Path]:
     remove(tmp)
     try:
         yield tmp
-        if path.is_dir():
-            remove(path)
-        os.replace(tmp, path)
+        replace_path(tmp, path)
     except BaseException:
         remove(tmp)
         raise
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write UTF-8 text atomically, creating parent folders."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

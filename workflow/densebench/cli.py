@@ -68,10 +68,14 @@ def cmd_weights(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train one run."""
+    """Train one run, then predict its test split if --confusion is given."""
+    from densebench.predict import predict_run
     from densebench.train import train_run
 
     train_run(args.spec, args.store, args.out_dir, args.weights, args.threads)
+    if args.confusion is not None:
+        checkpoint = args.out_dir / "best.pt"
+        predict_run(checkpoint, args.store, args.confusion, args.weights, args.threads)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -194,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
             (("--spec",), js),
             (("--store",), path),
             (("--out-dir",), path),
+            (("--confusion",), opt_path),
             (("--weights",), opt_path),
             threads,
         ],
@@ -267,10 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as error:
-        print(
-            f"densebench {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {error}",
-            file=sys.stderr,
-        )
+        print(f"densebench: error: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -19,14 +19,13 @@ order, ``choice(N, N, replace=True)``; the published "mean" is the mean of the r
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from densebench.atomic import atomic_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,29 +216,7 @@ def score_run(
     return pd.DataFrame(rows, columns=[*keys, *RUN_COLUMNS])
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` (same suffix) that replaces it on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o644)  # mkstemp creates 0600; give the result ordinary permissions
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(text: str, path: Path) -> None:
-    """Write UTF-8 text atomically, creating parent directories."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as CSV atomically (temp file in the same dir + os.replace)."""
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")

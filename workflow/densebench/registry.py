@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 AXES = ("models", "datasets", "strategies")
-"""The three axes of the benchmark grid, in the order runs are keyed (dataset, model, strategy)."""
+"""The three axes of the benchmark grid (the order Registries.load takes their files)."""
+SINGULAR = {"models": "model", "datasets": "dataset", "strategies": "strategy"}
 
 
 class UnknownNameError(ValueError):
@@ -79,7 +80,7 @@ def _unknown_message(axis: str, name: str, known: Mapping[str, Any]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return (
-        f"Unknown {axis[:-1]} {name!r} in the config.{hint} "
+        f"Unknown {SINGULAR[axis]} {name!r} in the config.{hint} "
         f"Valid {axis}: {', '.join(sorted(known))}. "
         f"Add a record to the {axis} registry to benchmark a new one."
     )

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from densebench.metrics import METRICS, atomic_path, write_table, write_text
+from densebench.atomic import atomic_output, write_text
+from densebench.metrics import METRICS, write_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -185,7 +186,7 @@ def figure3(
 ) -> None:
     """Render the Figure 3 analogue to PNG and PDF (atomic, metadata-free where possible)."""
     fig = build_figure3(table, metric, strategy_order, display_names, dataset_order)
-    with atomic_path(Path(out_png)) as tmp:
+    with atomic_output(Path(out_png)) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
-    with atomic_path(Path(out_pdf)) as tmp:
+    with atomic_output(Path(out_pdf)) as tmp:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})

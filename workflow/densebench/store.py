@@ -18,12 +18,12 @@ removed and the output path is left untouched.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from densebench.atomic import atomic_output, remove, temp_sibling
 from densebench.converters import IGNORE_INDEX, Sample, converter_version
 from densebench.splits import assign_splits
 
@@ -32,22 +32,6 @@ TILE = 512
 
 class ValidationError(ValueError):
     """A sample or the dataset as a whole breaks the store's data contract."""
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move directory src onto dst, replacing any existing dst (rename-based, same filesystem)."""
-    src, dst = Path(src), Path(dst)
-    if dst.exists() or dst.is_symlink():
-        old = dst.parent / f".{dst.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-    else:
-        os.replace(src, dst)
 
 
 def _invalid(dataset: str, sample: Sample, problem: str, remedy: str) -> ValidationError:
@@ -174,16 +158,11 @@ def write_store(
     fractions: tuple[float, float, float],
 ) -> None:
     """Validate samples and write them as one zarr v3 store at out_path, atomically."""
-    import zarr
-
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"
-    staging = out_path.parent / f".{out_path.name}.staging-{os.getpid()}"
-    for path in (tmp, staging):
-        shutil.rmtree(path, ignore_errors=True)
+    staging = temp_sibling(out_path, "staging")
+    remove(staging)
     try:
-        staging.mkdir()
+        staging.mkdir(parents=True)
         meta = _stage(samples, card, dataset, staging)
         splits = assign_splits(
             [m["group_id"] for m in meta],
@@ -194,37 +173,42 @@ def write_store(
         )
         for m, split in zip(meta, splits, strict=True):
             m["split"] = split
-        n = len(meta)
-        hmax, wmax = max(m["height"] for m in meta), max(m["width"] for m in meta)
-        tile = (min(hmax, TILE), min(wmax, TILE))
-        attrs = _group_attrs(card, dataset, meta, split_policy, seed, fractions)
-        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
-        images = group.create_array(
-            "images",
-            shape=(n, hmax, wmax, 3),
-            dtype="uint8",
-            chunks=(1, *tile, 3),
-            fill_value=0,
-            dimension_names=("sample", "y", "x", "channel"),
-        )
-        masks = group.create_array(
-            "masks",
-            shape=(n, hmax, wmax),
-            dtype="uint8",
-            chunks=(1, *tile),
-            fill_value=IGNORE_INDEX,
-            dimension_names=("sample", "y", "x"),
-        )
-        for i, m in enumerate(meta):
-            h, w = m["height"], m["width"]
-            images[i, :h, :w, :] = np.load(staging / f"{i}.image.npy")
-            masks[i, :h, :w] = np.load(staging / f"{i}.mask.npy")
-        shutil.rmtree(staging)
-        replace_dir(tmp, out_path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with atomic_output(out_path) as tmp:
+            _write_arrays(
+                tmp, meta, staging, _group_attrs(card, dataset, meta, split_policy, seed, fractions)
+            )
+    finally:
+        remove(staging)
+
+
+def _write_arrays(path: Path, meta: list[dict], staging: Path, attrs: dict) -> None:
+    """Create the zarr group with its image and mask arrays from the staged samples."""
+    import zarr
+
+    n = len(meta)
+    hmax, wmax = max(m["height"] for m in meta), max(m["width"] for m in meta)
+    tile = (min(hmax, TILE), min(wmax, TILE))
+    group = zarr.open_group(path, mode="w", zarr_format=3, attributes=attrs)
+    images = group.create_array(
+        "images",
+        shape=(n, hmax, wmax, 3),
+        dtype="uint8",
+        chunks=(1, *tile, 3),
+        fill_value=0,
+        dimension_names=("sample", "y", "x", "channel"),
+    )
+    masks = group.create_array(
+        "masks",
+        shape=(n, hmax, wmax),
+        dtype="uint8",
+        chunks=(1, *tile),
+        fill_value=IGNORE_INDEX,
+        dimension_names=("sample", "y", "x"),
+    )
+    for i, m in enumerate(meta):
+        h, w = m["height"], m["width"]
+        images[i, :h, :w, :] = np.load(staging / f"{i}.image.npy")
+        masks[i, :h, :w] = np.load(staging / f"{i}.mask.npy")
 
 
 class DatasetStore:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from densebench.atomic import atomic_output
 
 # Ruifrok & Johnston (2001) optical-density vectors (R, G, B) for haematoxylin and eosin.
 RUIFROK_H = np.array([0.650, 0.704, 0.286])
@@ -559,17 +559,7 @@ def _spec(card: dict) -> dict:
 
 def write_synthetic_raw(card: dict, out_dir: Path) -> None:
     """Write the synthetic raw dataset of `card` into out_dir (atomically replacing it)."""
-    from densebench.store import replace_dir
-
     spec = _spec(card)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_output(Path(out_dir)) as tmp:
+        tmp.mkdir()
         WRITERS[spec["style"]](spec, list(card["classes"]), tmp)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -8,9 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from densebench.registry import Registries
 from densebench.spec import build_run_spec, dumps
-import json
 import re
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -21,13 +19,23 @@ def registry_file(axis):
     return path if path.is_absolute() else Path(workflow.basedir) / path
 
 
-REGISTRIES = Registries.load(*(registry_file(a) for a in ("models", "datasets", "strategies")))
+REGISTRIES = Registries.load(
+    *(registry_file(a) for a in ("models", "datasets", "strategies"))
+)
 for axis in ("models", "datasets", "strategies"):
     validate(REGISTRIES.axis(axis), schema=f"../schemas/{axis}.schema.yaml")
-REGISTRIES.check_names({axis: config[axis] for axis in ("models", "datasets", "strategies")})
+REGISTRIES.check_names(
+    {axis: config[axis] for axis in ("models", "datasets", "strategies")}
+)
 
-DATASETS, MODELS, STRATEGIES = config["datasets"], config["models"], config["strategies"]
-SYNTHETIC = [d for d, card in REGISTRIES.datasets.items() if card["access"] == "synthetic"]
+DATASETS, MODELS, STRATEGIES = (
+    config["datasets"],
+    config["models"],
+    config["strategies"],
+)
+SYNTHETIC = [
+    d for d, card in REGISTRIES.datasets.items() if card["access"] == "synthetic"
+]
 DOWNLOADED = [d for d in REGISTRIES.datasets if d not in SYNTHETIC]
 RUN_DIR = "results/runs/{dataset}/{model}/{strategy}"
 
@@ -119,9 +127,24 @@ def strategy_table_files():
     )
 
 
+def tables_root(wildcards, output):
+    """Folder holding the per-dataset table folders (parent of a table's dataset folder)."""
+    return str(Path(output[0]).parent.parent)
+
+
+def run_files(name):
+    """One file of every run of the grid."""
+    return expand(
+        f"{RUN_DIR}/{name}", dataset=DATASETS, model=MODELS, strategy=STRATEGIES
+    )
+
+
 def final_outputs():
-    """Targets of `all`: the results table, every strategy table and Figure 3."""
+    """Targets of `all`: every run's checkpoint and predictions (so a deleted run is redone
+    with what depends on it), the results table, every strategy table and Figure 3."""
     return [
+        *run_files("best.pt"),
+        *run_files("confusion.npz"),
         "results/tables/results.csv",
         *strategy_table_files(),
         "results/figures/figure3.png",

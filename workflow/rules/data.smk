@@ -4,14 +4,14 @@
 rule synthesize_raw:
     output:
         raw=directory("resources/raw/{dataset}"),
-    wildcard_constraints:
-        dataset=alternatives(SYNTHETIC),
-    params:
-        card=card_json,
     log:
         "logs/synthesize_raw/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(SYNTHETIC),
     conda:
         "../../envs/densebench.yaml"
+    params:
+        card=card_json,
     message:
         "Generating the synthetic raw files of {wildcards.dataset}"
     shell:
@@ -21,15 +21,15 @@ rule synthesize_raw:
 rule download_raw:
     output:
         raw=directory("resources/raw/{dataset}"),
-    wildcard_constraints:
-        dataset=alternatives(DOWNLOADED),
-    params:
-        card=card_json,
     log:
         "logs/download_raw/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(DOWNLOADED),
     localrule: True
     conda:
         "../../envs/densebench.yaml"
+    params:
+        card=card_json,
     message:
         "Downloading the raw files of {wildcards.dataset}"
     shell:
@@ -42,15 +42,15 @@ rule convert:
         raw="resources/raw/{dataset}",
     output:
         store=directory("resources/datasets/{dataset}.zarr"),
+    log:
+        "logs/convert/{dataset}.log",
+    conda:
+        "../../envs/densebench.yaml"
     params:
         card=card_json,
         policy=config["data"]["split_policy"],
         seed=config["data"]["split_seed"],
         fractions=" ".join(str(f) for f in config["data"]["split_fractions"]),
-    log:
-        "logs/convert/{dataset}.log",
-    conda:
-        "../../envs/densebench.yaml"
     message:
         "Converting {wildcards.dataset} into a validated zarr store"
     shell:

@@ -22,14 +22,14 @@ rule strategy_tables:
         table="results/tables/results.csv",
     output:
         tables=strategy_table_files(),
-    params:
-        names=display_names_json(),
-        out_dir="results/tables",
     log:
         "logs/strategy_tables/strategy_tables.log",
     localrule: True
     conda:
         "../../envs/densebench.yaml"
+    params:
+        names=display_names_json(),
+        out_dir=tables_root,
     message:
         "Rendering the per-(dataset, strategy) tables"
     shell:
@@ -43,15 +43,15 @@ rule figure3:
     output:
         png="results/figures/figure3.png",
         pdf="results/figures/figure3.pdf",
-    params:
-        metric=config["report"]["metric"],
-        strategies=STRATEGIES,
-        names=display_names_json(),
     log:
         "logs/figure3/figure3.log",
     localrule: True
     conda:
         "../../envs/densebench.yaml"
+    params:
+        metric=config["report"]["metric"],
+        strategies=STRATEGIES,
+        names=display_names_json(),
     message:
         "Rendering Figure 3 ({params.metric} per dataset and strategy across models)"
     shell:

@@ -4,13 +4,13 @@
 rule download_weights:
     output:
         weights=directory("resources/weights/{model}"),
-    params:
-        record=model_json,
     log:
         "logs/download_weights/{model}.log",
     localrule: True
     conda:
         "../../envs/densebench.yaml"
+    params:
+        record=model_json,
     message:
         "Downloading the weights of {wildcards.model}"
     shell:
