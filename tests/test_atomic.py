@@ -40,3 +40,32 @@ def test_replace_path_onto_missing_target(tmp_path):
     src.write_text("x")
     replace_path(src, tmp_path / "dst")
     assert (tmp_path / "dst").read_text() == "x" and not src.exists()
+
+
+def test_temporaries_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    stale = tmp_path / f".log.csv.tmp-{child.pid}.csv"
+    stale.write_text("half")
+    live = tmp_path / f".log.csv.tmp-{1}.csv"  # pid 1 is always alive
+    live.write_text("other writer")
+    write_text("whole", tmp_path / "log.csv")
+    assert not stale.exists() and live.exists()
+    assert (tmp_path / "log.csv").read_text() == "whole"
+
+
+def test_folder_cleanup_keeps_live_and_final_files(tmp_path):
+    import subprocess
+
+    from densebench.atomic import remove_stale_in
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    (tmp_path / f".best.pt.tmp-{child.pid}.pt").write_text("x")
+    (tmp_path / f".train_log.csv.tmp-{child.pid}.csv").write_text("x")
+    (tmp_path / ".last.pt.tmp-1.pt").write_text("x")
+    (tmp_path / "best.pt").write_text("x")
+    remove_stale_in(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.pt.tmp-1.pt", "best.pt"]

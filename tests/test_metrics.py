@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import densebench.metrics as metrics_module
 from densebench.metrics import (
+    DEFINITIONS,
     EPS,
     METRICS,
     bootstrap,
@@ -194,14 +196,14 @@ def _stack(seed: int, n: int = 40, c: int = 5) -> np.ndarray:
     return np.stack([random_matrix(rng, c) for _ in range(n)])
 
 
-def reference_bootstrap(per_image: np.ndarray, replicates: int, seed: int) -> dict:
+def reference_bootstrap(per_image: np.ndarray, replicates: int, seed: int, **options) -> dict:
     """The authors' loop: seeded sequential choice, sum, metrics, np.percentile."""
     rs = np.random.RandomState(seed)
     n = len(per_image)
     values: dict[str, list[float]] = {name: [] for name in METRICS}
     for _ in range(replicates):
         idx = rs.choice(n, n, replace=True)
-        got = compute_metrics(per_image[idx].sum(axis=0))
+        got = compute_metrics(per_image[idx].sum(axis=0), **options)
         for name in METRICS:
             values[name].append(got[name])
     out = {}
@@ -264,7 +266,8 @@ def test_score_run(tmp_path: Path) -> None:
     df = score_run(npz, keys, replicates=50, seed=42)
     assert list(df.columns) == [
         "dataset", "model", "strategy", "metric", "point", "boot_mean", "ci_lower",
-        "ci_upper", "boot_std", "n_images", "replicates", "seed",
+        "ci_upper", "boot_std", "n_images", "replicates", "seed", "definitions",
+        "exclude_background",
     ]  # fmt: skip
     assert list(df["metric"]) == list(METRICS)
     assert set(df["n_images"]) == {12} and set(df["replicates"]) == {50} and set(df["seed"]) == {42}
@@ -295,3 +298,356 @@ def test_write_table_atomic_roundtrip(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["t.csv"]  # no temp left over
     write_table(df.iloc[:1], target)  # overwrite
     assert len(pd.read_csv(target)) == 1
+
+
+# --- "standard" definitions (the corrected protocol) ------------------------------------------
+
+
+def reference_standard_metrics(m: np.ndarray, exclude_background: bool = False) -> dict:
+    """Per-class loop of the standard definitions: one valid set V = {TP+FP+FN > 0}."""
+    m = np.asarray(m, dtype=np.int64)
+    classes = range(1 if exclude_background else 0, m.shape[0])
+    counted_total = sum(int(m[k, :].sum()) for k in classes)
+    iou, dice, prec, rec = [], [], [], []
+    fwiou = 0.0
+    tp_sum = 0
+    for k in classes:
+        tp = int(m[k, k])
+        fp = int(m[:, k].sum()) - tp
+        fn = int(m[k, :].sum()) - tp
+        tp_sum += tp
+        if tp + fp + fn == 0:
+            continue
+        iou.append(tp / (tp + fp + fn + EPS))
+        dice.append(2 * tp / (2 * tp + fp + fn + EPS))
+        prec.append(tp / (tp + fp + EPS))
+        rec.append(tp / (tp + fn + EPS))
+        if counted_total > 0:
+            fwiou += (tp + fn) / counted_total * iou[-1]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    return {
+        "mIoU": mean(iou),
+        "Pixel_Accuracy": tp_sum / (counted_total + EPS),
+        "Mean_Accuracy": mean(rec),
+        "Frequency_Weighted_IoU": fwiou,
+        "Mean_Dice": mean(dice),
+        "Mean_Precision": mean(prec),
+        "Mean_Recall": mean(rec),
+        "Mean_F1": mean(dice),
+    }
+
+
+EDGE_MATRICES = [
+    np.zeros((3, 3), dtype=np.int64),  # all zero
+    np.array([[9, 0, 0], [0, 0, 0], [0, 0, 0]]),  # background only
+    np.array([[5, 3, 0], [0, 0, 0], [0, 0, 0]]),  # background-only truth, foreground predicted
+    np.array([[0, 0], [0, 7]]),  # no background at all
+    np.array([[4]]),  # a single (background) class
+    np.array([[0, 5], [3, 0]]),  # nothing correct
+    np.array([[10, 0], [4, 0]]),  # class 1 never predicted
+    np.array([[10, 4], [0, 0]]),  # class 1 predicted but absent
+]
+
+
+@pytest.mark.parametrize("exclude_background", [False, True])
+def test_standard_metrics_match_reference_loop(
+    matrices: list[np.ndarray], exclude_background: bool
+) -> None:
+    for m in [*matrices, *EDGE_MATRICES]:
+        got = compute_metrics(m, definitions="standard", exclude_background=exclude_background)
+        want = reference_standard_metrics(m, exclude_background)
+        assert list(got) == list(METRICS)
+        for name in METRICS:
+            assert got[name] == pytest.approx(want[name], abs=1e-9, rel=0), (name, m)
+
+
+@pytest.mark.parametrize("exclude_background", [False, True])
+def test_standard_batch_equals_single(exclude_background: bool) -> None:
+    rng = np.random.default_rng(8)
+    stack = np.stack([random_matrix(rng, 6) for _ in range(200)])
+    options = {"definitions": "standard", "exclude_background": exclude_background}
+    batch = compute_metrics_batch(stack, **options)
+    for i, m in enumerate(stack):
+        single = compute_metrics(m, **options)
+        for name in METRICS:
+            assert batch[name][i] == single[name]
+
+
+@pytest.mark.parametrize("exclude_background", [False, True])
+def test_standard_f1_equals_dice_and_recall_equals_accuracy(
+    matrices: list[np.ndarray], exclude_background: bool
+) -> None:
+    for m in [*matrices, *EDGE_MATRICES]:
+        got = compute_metrics(m, definitions="standard", exclude_background=exclude_background)
+        assert got["Mean_F1"] == got["Mean_Dice"]
+        assert got["Mean_Recall"] == got["Mean_Accuracy"]
+
+
+def test_standard_shares_miou_dice_pa_fwiou_with_paper(matrices: list[np.ndarray]) -> None:
+    for m in [*matrices, *EDGE_MATRICES]:
+        paper = compute_metrics(m)
+        standard = compute_metrics(m, definitions="standard")
+        for name in ("mIoU", "Mean_Dice", "Pixel_Accuracy", "Frequency_Weighted_IoU"):
+            assert standard[name] == paper[name], (name, m)
+
+
+def test_standard_precision_recall_f1_never_exceed_paper(matrices: list[np.ndarray]) -> None:
+    strict_precision = strict_recall = 0
+    for m in matrices:
+        paper = compute_metrics(m)
+        standard = compute_metrics(m, definitions="standard")
+        for name in ("Mean_Precision", "Mean_Recall"):  # same per-class values, zeros added
+            assert standard[name] <= paper[name], (name, m)
+        # paper F1 = 2PR/(P+R+EPS) sits a hair below Dice_c; allow for that EPS term only
+        assert standard["Mean_F1"] <= paper["Mean_F1"] * (1 + 1e-7), m
+        row, col = m.sum(axis=1), m.sum(axis=0)
+        if np.any((row > 0) & (col == 0)) and paper["Mean_Precision"] > 0:
+            assert standard["Mean_Precision"] < paper["Mean_Precision"]
+            strict_precision += 1
+        if np.any((row == 0) & (col > 0)) and paper["Mean_Recall"] > 0:
+            assert standard["Mean_Recall"] < paper["Mean_Recall"]
+            strict_recall += 1
+    assert strict_precision > 50 and strict_recall > 0  # the differing cases are exercised
+
+
+# Class 2 is present (row 2) but never predicted (column 2 is zero).
+# row = [10, 8, 2], col = [11, 9, 0], TP = [8, 6, 0], FP = [3, 3, 0], FN = [2, 2, 2].
+HAND_NEVER_PREDICTED = np.array([[8, 2, 0], [2, 6, 0], [1, 1, 0]])
+# Class 1 is predicted (column 3) but absent (row 0); class 2 present, never predicted.
+# row = [8, 0, 2], col = [7, 3, 0], TP = [6, 0, 0], FP = [1, 3, 0], FN = [2, 0, 2].
+HAND_PREDICTED_ABSENT = np.array([[6, 2, 0], [0, 0, 0], [1, 1, 0]])
+
+HAND_CASES = [
+    (
+        HAND_NEVER_PREDICTED,
+        "paper",
+        False,
+        {
+            "mIoU": (8 / 13 + 6 / 11 + 0) / 3,
+            "Pixel_Accuracy": 14 / 20,
+            "Mean_Accuracy": (8 / 10 + 6 / 8 + 0 / 2) / 3,
+            "Frequency_Weighted_IoU": 10 / 20 * 8 / 13 + 8 / 20 * 6 / 11,
+            "Mean_Dice": (16 / 21 + 12 / 17 + 0) / 3,
+            "Mean_Precision": (8 / 11 + 6 / 9) / 2,  # class 2 dropped
+            "Mean_Recall": (8 / 10 + 6 / 8 + 0 / 2) / 3,
+            "Mean_F1": (16 / 21 + 12 / 17) / 2,  # class 2 (TP = 0) dropped
+        },
+    ),
+    (
+        HAND_NEVER_PREDICTED,
+        "standard",
+        False,
+        {
+            "mIoU": (8 / 13 + 6 / 11 + 0) / 3,
+            "Pixel_Accuracy": 14 / 20,
+            "Mean_Accuracy": (8 / 10 + 6 / 8 + 0 / 2) / 3,
+            "Frequency_Weighted_IoU": 10 / 20 * 8 / 13 + 8 / 20 * 6 / 11,
+            "Mean_Dice": (16 / 21 + 12 / 17 + 0) / 3,
+            "Mean_Precision": (8 / 11 + 6 / 9 + 0) / 3,  # = 46/99 < paper's 23/33
+            "Mean_Recall": (8 / 10 + 6 / 8 + 0 / 2) / 3,
+            "Mean_F1": (16 / 21 + 12 / 17 + 0) / 3,
+        },
+    ),
+    (
+        HAND_NEVER_PREDICTED,
+        "standard",
+        True,
+        {
+            "mIoU": (6 / 11 + 0) / 2,
+            "Pixel_Accuracy": 6 / (8 + 2),
+            "Mean_Accuracy": (6 / 8 + 0 / 2) / 2,
+            "Frequency_Weighted_IoU": 8 / 10 * 6 / 11 + 2 / 10 * 0,
+            "Mean_Dice": (12 / 17 + 0) / 2,
+            "Mean_Precision": (6 / 9 + 0) / 2,
+            "Mean_Recall": (6 / 8 + 0 / 2) / 2,
+            "Mean_F1": (12 / 17 + 0) / 2,
+        },
+    ),
+    (
+        HAND_PREDICTED_ABSENT,
+        "paper",
+        False,
+        {
+            "mIoU": (6 / 9 + 0 + 0) / 3,
+            "Pixel_Accuracy": 6 / 10,
+            "Mean_Accuracy": (6 / 8 + 0 / 2) / 2,  # absent class 1 dropped
+            "Frequency_Weighted_IoU": 8 / 10 * 6 / 9,
+            "Mean_Dice": (12 / 15 + 0 + 0) / 3,
+            "Mean_Precision": (6 / 7 + 0 / 3) / 2,  # never-predicted class 2 dropped
+            "Mean_Recall": (6 / 8 + 0 / 2) / 2,
+            "Mean_F1": 12 / 15,  # only class 0 has TP > 0
+        },
+    ),
+    (
+        HAND_PREDICTED_ABSENT,
+        "standard",
+        False,
+        {
+            "mIoU": (6 / 9 + 0 + 0) / 3,
+            "Pixel_Accuracy": 6 / 10,
+            "Mean_Accuracy": (6 / 8 + 0 + 0 / 2) / 3,
+            "Frequency_Weighted_IoU": 8 / 10 * 6 / 9,
+            "Mean_Dice": (12 / 15 + 0 + 0) / 3,
+            "Mean_Precision": (6 / 7 + 0 / 3 + 0) / 3,
+            "Mean_Recall": (6 / 8 + 0 + 0 / 2) / 3,
+            "Mean_F1": (12 / 15 + 0 + 0) / 3,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("matrix", "definitions", "exclude_background", "expected"), HAND_CASES)
+def test_hand_computed_examples(
+    matrix: np.ndarray, definitions: str, exclude_background: bool, expected: dict
+) -> None:
+    got = compute_metrics(matrix, definitions=definitions, exclude_background=exclude_background)
+    for name in METRICS:
+        assert got[name] == pytest.approx(expected[name], rel=1e-7, abs=1e-12), name
+
+
+def test_hand_example_precision_drops_under_standard() -> None:
+    paper = compute_metrics(HAND_NEVER_PREDICTED)["Mean_Precision"]
+    standard = compute_metrics(HAND_NEVER_PREDICTED, definitions="standard")["Mean_Precision"]
+    assert paper == pytest.approx(23 / 33) and standard == pytest.approx(46 / 99)
+    assert standard < paper
+
+
+# Paper-mode values produced by the code before the "standard" option existed (repr-exact).
+PAPER_GOLDEN = {
+    "mIoU": 0.3869463866233067,
+    "Pixel_Accuracy": 0.6999999996499999,
+    "Mean_Accuracy": 0.5166666660875,
+    "Frequency_Weighted_IoU": 0.5258741254390923,
+    "Mean_Dice": 0.48926237135596723,
+    "Mean_Precision": 0.6969696962687479,
+    "Mean_Recall": 0.5166666660875,
+    "Mean_F1": 0.733893551659252,
+}
+PAPER_BOOT_GOLDEN = {
+    "Mean_Precision": {
+        "point": 0.815499804758554,
+        "boot_mean": 0.8105110700464147,
+        "ci_lower": 0.7804811113150407,
+        "ci_upper": 0.8438751457075767,
+        "boot_std": 0.01669550302746732,
+    },
+    "Mean_F1": {
+        "point": 0.8154249121485533,
+        "boot_mean": 0.8090422264498901,
+        "ci_lower": 0.7797914627614182,
+        "ci_upper": 0.8429860568141943,
+        "boot_std": 0.01661663794795659,
+    },
+}
+
+
+def test_paper_definitions_bit_identical_to_before(matrices: list[np.ndarray]) -> None:
+    assert compute_metrics(HAND_NEVER_PREDICTED) == PAPER_GOLDEN
+    assert compute_metrics(HAND_NEVER_PREDICTED, definitions="paper") == PAPER_GOLDEN
+    boot = bootstrap(_stack(11), replicates=200, seed=42, definitions="paper")
+    for name, stats in PAPER_BOOT_GOLDEN.items():
+        assert boot[name] == stats
+    stack = np.stack([m for m in matrices if m.shape == (5, 5)])
+    default = compute_metrics_batch(stack)
+    explicit = compute_metrics_batch(stack, definitions="paper", exclude_background=False)
+    for name in METRICS:
+        assert default[name].tobytes() == explicit[name].tobytes()
+
+
+def _call_all(tmp_path: Path, **options) -> list:
+    """Call the four option-taking functions with ``options``; return the callables."""
+    per_image = _stack(2, n=4, c=3)
+    npz = tmp_path / "c.npz"
+    _write_npz(npz, per_image)
+    return [
+        lambda: compute_metrics_batch(per_image, **options),
+        lambda: compute_metrics(per_image[0], **options),
+        lambda: bootstrap(per_image, replicates=5, seed=0, **options),
+        lambda: score_run(npz, {"dataset": "d"}, replicates=5, seed=0, **options),
+    ]
+
+
+def test_unknown_definitions_rejected(tmp_path: Path) -> None:
+    assert DEFINITIONS == ("paper", "standard")
+    for bad in ("corrected", "Standard", ""):
+        for call in _call_all(tmp_path, definitions=bad):
+            with pytest.raises(
+                ValueError, match=r"unknown metric definitions.*'paper', 'standard'"
+            ):
+                call()
+
+
+def test_exclude_background_needs_standard(tmp_path: Path) -> None:
+    for call in _call_all(tmp_path, definitions="paper", exclude_background=True):
+        with pytest.raises(ValueError, match=r"always include background.*definitions='standard'"):
+            call()
+    for call in _call_all(tmp_path, exclude_background=True):  # paper is the default
+        with pytest.raises(ValueError, match="background"):
+            call()
+    for call in _call_all(tmp_path, definitions="standard", exclude_background=True):
+        call()  # the valid combination runs
+
+
+@pytest.mark.parametrize("exclude_background", [False, True])
+def test_score_run_standard_columns(tmp_path: Path, exclude_background: bool) -> None:
+    per_image = _stack(9, n=12, c=4)
+    per_image[:, :, 3] = 0  # class 3 is never predicted ...
+    per_image[:, 3, 1] += 1  # ... but present in every image
+    npz = tmp_path / "confusion.npz"
+    _write_npz(npz, per_image)
+    keys = {"dataset": "BCSS", "model": "uni_v1", "strategy": "frozen"}
+    options = {"definitions": "standard", "exclude_background": exclude_background}
+    df = score_run(npz, keys, replicates=50, seed=42, **options)
+    columns = list(df.columns)
+    assert columns[: columns.index("seed") + 1] == [*keys, *metrics_module.RUN_COLUMNS]
+    assert columns[columns.index("seed") + 1 :] == ["definitions", "exclude_background"]
+    assert set(df["definitions"]) == {"standard"}
+    assert df["exclude_background"].tolist() == [exclude_background] * len(METRICS)
+    stats = bootstrap(per_image, 50, 42, **options)
+    for rec in df.to_dict("records"):
+        for stat in ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std"):
+            assert rec[stat] == stats[rec["metric"]][stat]
+    paper = score_run(npz, keys, replicates=50, seed=42)
+    assert set(paper["definitions"]) == {"paper"} and not paper["exclude_background"].any()
+    assert paper.loc[5, "metric"] == "Mean_Precision"
+    if not exclude_background:  # the never-predicted class now counts as 0
+        assert df.loc[5, "boot_mean"] < paper.loc[5, "boot_mean"]
+    with pytest.raises(ValueError, match="collide"):
+        score_run(npz, {"definitions": "x"}, replicates=5, seed=0)
+
+
+def test_bootstrap_standard_uses_the_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    per_image = _stack(11)
+    drawn: dict[str, np.ndarray] = {}
+    original = metrics_module.bootstrap_indices
+
+    def spy(n: int, replicates: int, seed: int) -> np.ndarray:
+        drawn[mode] = original(n, replicates, seed)
+        return drawn[mode]
+
+    monkeypatch.setattr(metrics_module, "bootstrap_indices", spy)
+    results = {}
+    for mode, options in [
+        ("paper", {}),
+        ("standard", {"definitions": "standard"}),
+        ("standard_fg", {"definitions": "standard", "exclude_background": True}),
+    ]:
+        results[mode] = bootstrap(per_image, replicates=200, seed=42, **options)
+        want = reference_bootstrap(per_image, 200, 42, **options)
+        point = compute_metrics(per_image.sum(axis=0), **options)
+        for name in METRICS:
+            assert results[mode][name]["point"] == point[name]
+            assert results[mode][name]["ci_lower"] == want[name]["ci_lower"]
+            assert results[mode][name]["ci_upper"] == want[name]["ci_upper"]
+            assert results[mode][name]["boot_mean"] == pytest.approx(
+                want[name]["boot_mean"], rel=1e-15
+            )
+    assert set(drawn) == {"paper", "standard", "standard_fg"}
+    np.testing.assert_array_equal(drawn["standard"], drawn["paper"])
+    np.testing.assert_array_equal(drawn["standard_fg"], drawn["paper"])
+    # same draws: the metrics that share their definition agree bit for bit
+    assert results["standard"]["mIoU"] == results["paper"]["mIoU"]
+    assert results["standard"]["Mean_F1"] != results["paper"]["Mean_F1"]

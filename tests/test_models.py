@@ -111,7 +111,8 @@ def test_trainable_state_round_trip(demo_config, registries):
 def test_frozen_encoder_mode_follows_the_protocol(demo_config, registries):
     spec = spec_for(demo_config, registries, "demo_vit_p16", "frozen")
     assert build_model(spec).train().backbone.training  # paper: frozen encoder in train mode
-    corrected = build_model(dict(spec, protocol="corrected")).train()
+    fixed = dict(spec["fixes"], frozen_encoder_eval=True)
+    corrected = build_model(dict(spec, fixes=fixed)).train()
     assert not corrected.backbone.training and corrected.decoder.training
 
 

@@ -50,10 +50,10 @@ def test_decoder_scales_multiply_to_the_patch_size(patch):
         decoder_scales(32)
 
 
-def test_normalisation_follows_the_protocol(registries):
+def test_normalisation_follows_the_fix(registries):
     lunit = registries.models["lunit_vits8"]
-    assert normalisation(lunit, "paper")["mean"][0] == pytest.approx(0.485)
-    assert normalisation(lunit, "corrected")["mean"][0] == pytest.approx(0.70322989)
+    assert normalisation(lunit, own=False)["mean"][0] == pytest.approx(0.485)
+    assert normalisation(lunit, own=True)["mean"][0] == pytest.approx(0.70322989)
 
 
 def test_run_spec_is_canonical_json(registries, demo_config):

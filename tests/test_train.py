@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from densebench.predict import predict_run, run_keys
+from densebench.runtime import confusion
 from densebench.spec import build_run_spec
-from densebench.train import LOG_FIELDS, confusion, train_run
+from densebench.train import LOG_FIELDS, train_run
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_complete_last_checkpoint_is_resumed_not_retrained(trained, spec, small_
 def test_foreign_last_checkpoint_is_refused(trained, spec, small_store, tmp_path):
     shutil.copy(trained / "last.pt", tmp_path / "last.pt")
     other = dict(spec, train=dict(spec["train"], lr=5e-4))
-    with pytest.raises(ValueError, match="different run configuration"):
+    with pytest.raises(ValueError, match="different training configuration"):
         train_run(other, small_store, tmp_path)
 
 

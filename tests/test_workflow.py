@@ -74,6 +74,21 @@ def test_unknown_names_fail_before_any_job(workdir):
     assert not (workdir / "resources").exists() and not (workdir / "results").exists()
 
 
+def test_corrected_protocol_and_sliding_window_plan_the_same_grid(workdir):
+    config = write_config(
+        workdir, protocol="corrected", evaluate={"inference": "sliding_window", "overlap": 0.5}
+    )
+    dry = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config))
+    assert job_counts(dry.stdout + dry.stderr)["train"] == 45
+
+
+def test_background_exclusion_needs_standard_metrics(workdir):
+    config = write_config(workdir, evaluate={"exclude_background": True})
+    result = snakemake(workdir, "-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert "needs the standard metric definitions" in result.stdout + result.stderr
+
+
 def test_invalid_config_value_is_named(workdir):
     config = write_config(workdir, protocol="fancy")
     result = snakemake(workdir, "-n", "--configfile", str(config), check=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,38 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> None:
+    """Remove temporaries of `path` left by killed processes (their pid no longer runs)."""
+    path = Path(path)
+    _remove_dead(path.parent, re.compile(rf"\.{re.escape(path.name)}\.\w+-(\d+)"))
+
+
+def remove_stale_in(folder: Path) -> None:
+    """Remove every temporary in a folder left by a killed process."""
+    _remove_dead(Path(folder), re.compile(r"\..+\.\w+-(\d+)"))
+
+
+def _remove_dead(folder: Path, pattern: re.Pattern) -> None:
+    """Remove the entries of folder matching pattern whose pid (group 1) no longer runs."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        if match and int(match[1]) != os.getpid() and not _alive(int(match[1])):
+            remove(entry)
+
+
 def replace_path(src: Path, dst: Path) -> None:
     """Move src onto dst; an existing dst (file or folder) is renamed aside, then removed."""
     src, dst = Path(src), Path(dst)
@@ -46,6 +79,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path; on success move it onto `path`, on error remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = temp_sibling(path)
     remove(tmp)
     try:

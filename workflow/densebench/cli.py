@@ -92,8 +92,10 @@ def cmd_score(args: argparse.Namespace) -> None:
     from densebench.metrics import score_run, write_table
     from densebench.predict import run_keys
 
+    options = {"definitions": args.definitions, "exclude_background": args.exclude_background}
     frames = [
-        score_run(path, run_keys(path), args.replicates, args.seed) for path in args.confusions
+        score_run(path, run_keys(path), args.replicates, args.seed, **options)
+        for path in args.confusions
     ]
     write_table(pd.concat(frames, ignore_index=True), args.out)
 
@@ -223,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
             (("--out",), path),
             (("--replicates",), {"type": int, "default": 1000}),
             (("--seed",), {"type": int, "default": 42}),
+            (("--definitions",), {"choices": ("paper", "standard"), "default": "paper"}),
+            (("--exclude-background",), {"action": "store_true"}),
             (("confusions",), {"type": Path, "nargs": "+"}),
         ],
     )

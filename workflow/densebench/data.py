@@ -1,7 +1,9 @@
-"""Torch datasets over a zarr store: resize to the run's input size, augment, normalise.
+"""Torch datasets over a zarr store: the paper's transforms, normalisation, seeded order.
 
-Augmentation randomness is drawn from a generator seeded by (run seed, epoch, sample index), so
-a sample's augmentation does not depend on batch order, worker count or a resumed run.
+Training items go through the authors' albumentations pipeline (densebench.augment), reseeded
+per (run seed, epoch, sample index), so a sample's augmentation does not depend on batch order,
+worker count or a resumed run. Evaluation items are resized to S x S as the authors' Resize
+(OpenCV bilinear for images, nearest for masks), or kept at native resolution (size None).
 The store is opened lazily in each worker process (zarr v3 must not be shared across fork).
 """
 
@@ -10,54 +12,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from densebench.store import DatasetStore
 
-GEOMETRIC_AUGMENTATIONS = (("hflip", 0.5), ("vflip", 0.1), ("rot90", 0.3), ("transpose", 0.3))
-"""The paper's geometric augmentations, in its order and probabilities (protocol.md §3)."""
 
-
-def resize_pair(
-    image: np.ndarray, mask: np.ndarray, size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image bilinear and mask nearest to size x size (aspect ratio not kept, as the paper)."""
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().unsqueeze(0)
-    msk = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
-    if img.shape[-2:] != (size, size):
-        img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
-        msk = F.interpolate(msk, size=(size, size), mode="nearest")
-    return img[0], msk[0, 0].long()
-
-
-def augment(img: torch.Tensor, msk: torch.Tensor, rng: np.random.Generator):
-    """Apply the geometric augmentations with their probabilities."""
-    for name, prob in GEOMETRIC_AUGMENTATIONS:
-        if rng.random() >= prob:
-            continue
-        if name == "hflip":
-            img, msk = img.flip(-1), msk.flip(-1)
-        elif name == "vflip":
-            img, msk = img.flip(-2), msk.flip(-2)
-        elif name == "rot90":
-            k = int(rng.integers(1, 4))
-            img, msk = img.rot90(k, (-2, -1)), msk.rot90(k, (-2, -1))
-        else:
-            img, msk = img.transpose(-2, -1), msk.transpose(-2, -1)
-    return img.contiguous(), msk.contiguous()
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image bilinear, mask nearest to size x size (aspect ratio not kept, as the paper)."""
+    if image.shape[:2] == (size, size):
+        return image, mask
+    return (
+        cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR),
+        cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST),
+    )
 
 
 class SegmentationSplit(Dataset):
-    """One split of a dataset store as (normalised image, class-index mask) tensors."""
+    """One split of a dataset store as (normalised image, class-index mask) tensors.
+
+    Images are resized to size x size (size None: native resolution); training splits
+    (augment=True) use the paper's augmentation pipeline instead, which crops to size x size.
+    """
 
     def __init__(
         self,
         store_path: Path,
         split: str,
-        size: int,
+        size: int | None,
         mean: Sequence[float],
         std: Sequence[float],
         augment: bool = False,
@@ -67,25 +51,36 @@ class SegmentationSplit(Dataset):
         self.indices = self.store.indices(split)
         if not self.indices:
             raise ValueError(f"{store_path}: the {split!r} split is empty")
-        self.size, self.augment, self.seed, self.epoch = size, augment, seed, 0
+        if augment and size is None:
+            raise ValueError("augmentation needs an input size")
+        self.size, self.augment, self.seed = size, augment, seed
         self.mean = torch.tensor(mean).view(3, 1, 1) * 255.0
         self.std = torch.tensor(std).view(3, 1, 1) * 255.0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation stream __getitem__ draws from."""
-        self.epoch = epoch
+        self._transform = None
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item k, or (epoch, k): the epoch selects the augmentation draw."""
+        epoch, k = key if isinstance(key, tuple) else (0, key)
         index = self.indices[k]
         image, mask = self.store.read(index)
-        img, msk = resize_pair(image, mask, self.size)
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            img, msk = augment(img, msk, rng)
+            image, mask = self._augment(image, mask, epoch, index)
+        elif self.size is not None:
+            image, mask = resize_pair(image, mask, self.size)
+        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        msk = torch.from_numpy(np.ascontiguousarray(mask)).long()
         return (img - self.mean) / self.std, msk
+
+    def _augment(self, image: np.ndarray, mask: np.ndarray, epoch: int, index: int):
+        """The paper's training pipeline, seeded by (run seed, epoch, sample index)."""
+        from densebench.augment import augment_pair, build_train_transform, sample_seed
+
+        if self._transform is None:  # built lazily, once per worker process
+            self._transform = build_train_transform(self.size)
+        return augment_pair(self._transform, image, mask, sample_seed(self.seed, epoch, index))
 
     def sample_id(self, k: int) -> str:
         """Stored id of the k-th sample of this split."""

@@ -2,19 +2,46 @@
 
 All metrics are computed from one confusion matrix M (rows = ground truth, columns = prediction)
 summed over the images of a test set. With TP_c = M_cc, FP_c = col_c - TP_c, FN_c = row_c - TP_c
-and EPS = 1e-8, each per-class value is averaged over its own "valid" class set:
+and EPS = 1e-8, two sets of definitions are available (keyword ``definitions``).
+
+``definitions="paper"`` (the default; the authors' code, reproduced bit for bit): each per-class
+value is averaged over its own "valid" class set, background (class 0) always included:
 
 - mIoU, Mean_Dice: classes with TP+FP+FN > 0;
 - Mean_Accuracy, Mean_Recall: classes with TP+FN > 0 (identical formula, hence identical values);
-- Mean_Precision: classes with TP+FP > 0;
-- Mean_F1: classes with P_c+R_c > 0 (i.e. TP_c > 0) of 2 P_c R_c / (P_c + R_c + EPS).
+- Mean_Precision: classes with TP+FP > 0 (a present but never-predicted class is dropped);
+- Mean_F1: classes with P_c+R_c > 0 (i.e. TP_c > 0) of 2 P_c R_c / (P_c + R_c + EPS), which drops
+  the never-hit classes and so inflates it (Mean_F1 = Mean_Dice |V_Dice| / |V_F1|).
 
 Pixel_Accuracy = sum TP / (sum M + EPS); Frequency_Weighted_IoU = sum_c (row_c / sum M) IoU_c with
-IoU_c = 0 for invalid classes. Convention (not in the paper, which never meets the case): a mean
-over an empty valid set is 0.0, and Frequency_Weighted_IoU of an all-zero matrix is 0.0.
+IoU_c = 0 for invalid classes.
+
+``definitions="standard"`` (the ``corrected`` protocol): one valid set for every per-class mean,
+V = {c : TP_c + FP_c + FN_c > 0} (classes in the ground truth or the prediction):
+
+- mIoU = mean over V of TP/(TP+FP+FN+EPS); Mean_Dice = mean over V of 2TP/(2TP+FP+FN+EPS)
+  (both as in the paper);
+- Mean_Precision = mean over V of TP/(TP+FP+EPS): a present but never-predicted class counts 0;
+- Mean_Recall = Mean_Accuracy = mean over V of TP/(TP+FN+EPS): a predicted but absent class
+  counts 0;
+- Mean_F1 = mean over V of 2TP/(2TP+FP+FN+EPS), i.e. exactly Mean_Dice;
+- Pixel_Accuracy and Frequency_Weighted_IoU as in the paper.
+
+``exclude_background=True`` (only with ``"standard"``; the paper always includes class 0) removes
+class 0 from V for every per-class mean (mIoU, Dice, Precision, Recall/Accuracy, F1); from the
+Frequency_Weighted_IoU sum, whose frequencies become relative to the non-background ground-truth
+pixels, sum_{c>=1} (row_c / sum_{c>=1} row_k) IoU_c; and turns Pixel_Accuracy into foreground
+pixel accuracy, sum_{c>=1} TP_c / (sum_{c>=1} row_c + EPS). Background pixels predicted as a
+foreground class still count as that class's false positives.
+
+Conventions (not in the paper, which never meets the cases): a mean over an empty valid set is
+0.0 (e.g. an all-zero matrix, or a background-only one with the background excluded), and
+Frequency_Weighted_IoU is 0.0 when its denominator (all pixels, or the non-background pixels) is
+0; Pixel_Accuracy is then 0.0 through EPS.
 
 The bootstrap reproduces the authors' random stream: ``RandomState(seed)`` and, per replicate in
 order, ``choice(N, N, replace=True)``; the published "mean" is the mean of the replicate values.
+The draws depend on (N, replicates, seed) only, so both definitions see the same replicates.
 """
 
 from __future__ import annotations
@@ -45,6 +72,11 @@ METRICS: tuple[str, ...] = (
 
 STAT_COLUMNS: tuple[str, ...] = ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std")
 RUN_COLUMNS: tuple[str, ...] = ("metric", *STAT_COLUMNS, "n_images", "replicates", "seed")
+# score_run writes these right after RUN_COLUMNS ("seed"); RUN_COLUMNS stays the aggregate schema.
+DEFINITION_COLUMNS: tuple[str, ...] = ("definitions", "exclude_background")
+SCORE_COLUMNS: tuple[str, ...] = (*RUN_COLUMNS, *DEFINITION_COLUMNS)
+
+DEFINITIONS: tuple[str, ...] = ("paper", "standard")
 
 # Largest integer below which float64 sums of non-negative integers are exact.
 _EXACT_FLOAT_LIMIT = 2**53
@@ -57,8 +89,20 @@ def _masked_mean(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
 
-def compute_metrics_batch(matrices: np.ndarray) -> dict[str, np.ndarray]:
-    """Return the 8 metrics (each shape (B,)) of a stack of (B, C, C) confusion matrices."""
+def check_definitions(definitions: str, exclude_background: bool) -> None:
+    """Raise ValueError unless (definitions, exclude_background) is a valid combination."""
+    if definitions not in DEFINITIONS:
+        valid = ", ".join(repr(name) for name in DEFINITIONS)
+        raise ValueError(f"unknown metric definitions {definitions!r}; valid: {valid}")
+    if exclude_background and definitions == "paper":
+        raise ValueError(
+            "exclude_background=True is not available with definitions='paper': the paper's "
+            "definitions always include background (class 0); use definitions='standard'"
+        )
+
+
+def _confusion_terms(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return float64 (TP, FP, FN, row) arrays, each (B, C), of a (B, C, C) stack."""
     m = np.asarray(matrices)
     if m.ndim != 3 or m.shape[1] != m.shape[2]:
         raise ValueError(f"expected a (B, C, C) stack of confusion matrices, got {m.shape}")
@@ -66,8 +110,13 @@ def compute_metrics_batch(matrices: np.ndarray) -> dict[str, np.ndarray]:
     tp = np.ascontiguousarray(np.diagonal(m, axis1=1, axis2=2))
     row = m.sum(axis=2)
     col = m.sum(axis=1)
-    fp = col - tp
-    fn = row - tp
+    return tp, col - tp, row - tp, row
+
+
+def _paper_metrics(
+    tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, row: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Return the 8 metrics under the paper's per-metric valid sets (bit-identical to §5)."""
     total = row.sum(axis=1)
 
     iou = tp / (tp + fp + fn + EPS)
@@ -95,12 +144,58 @@ def compute_metrics_batch(matrices: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def compute_metrics(matrix: np.ndarray) -> dict[str, float]:
+def _standard_metrics(
+    tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, row: np.ndarray, exclude_background: bool
+) -> dict[str, np.ndarray]:
+    """Return the 8 metrics with one valid set V for every per-class mean (module docstring)."""
+    counted = np.ones(tp.shape[1], dtype=bool)
+    counted[:1] = not exclude_background
+    valid = ((tp + fp + fn) > 0) & counted
+    counted_row = np.where(counted, row, 0.0)
+    total = counted_row.sum(axis=1)
+
+    iou = tp / (tp + fp + fn + EPS)
+    dice = 2.0 * tp / (2.0 * tp + fp + fn + EPS)
+    precision = tp / (tp + fp + EPS)
+    recall = tp / (tp + fn + EPS)
+
+    freq = np.divide(counted_row, total[:, None], out=np.zeros_like(row), where=total[:, None] > 0)
+    mean_dice = _masked_mean(dice, valid)
+    mean_recall = _masked_mean(recall, valid)
+    return {
+        "mIoU": _masked_mean(iou, valid),
+        "Pixel_Accuracy": np.where(counted, tp, 0.0).sum(axis=1) / (total + EPS),
+        "Mean_Accuracy": mean_recall,
+        "Frequency_Weighted_IoU": (freq * np.where(valid, iou, 0.0)).sum(axis=1),
+        "Mean_Dice": mean_dice,
+        "Mean_Precision": _masked_mean(precision, valid),
+        "Mean_Recall": mean_recall.copy(),
+        "Mean_F1": mean_dice.copy(),
+    }
+
+
+def compute_metrics_batch(
+    matrices: np.ndarray, *, definitions: str = "paper", exclude_background: bool = False
+) -> dict[str, np.ndarray]:
+    """Return the 8 metrics (each shape (B,)) of a stack of (B, C, C) confusion matrices."""
+    check_definitions(definitions, exclude_background)
+    terms = _confusion_terms(matrices)
+    if definitions == "paper":
+        return _paper_metrics(*terms)
+    return _standard_metrics(*terms, exclude_background=exclude_background)
+
+
+def compute_metrics(
+    matrix: np.ndarray, *, definitions: str = "paper", exclude_background: bool = False
+) -> dict[str, float]:
     """Return the 8 metrics of one summed C x C confusion matrix (see the module docstring)."""
     m = np.asarray(matrix)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"expected a C x C confusion matrix, got shape {m.shape}")
-    return {name: float(values[0]) for name, values in compute_metrics_batch(m[None]).items()}
+    batch = compute_metrics_batch(
+        m[None], definitions=definitions, exclude_background=exclude_background
+    )
+    return {name: float(values[0]) for name, values in batch.items()}
 
 
 def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:
@@ -145,14 +240,26 @@ def _check_stack(per_image: np.ndarray) -> np.ndarray:
 
 
 def bootstrap(
-    per_image: np.ndarray, replicates: int = 1000, seed: int = 42
+    per_image: np.ndarray,
+    replicates: int = 1000,
+    seed: int = 42,
+    *,
+    definitions: str = "paper",
+    exclude_background: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Return per metric {point, boot_mean, ci_lower, ci_upper, boot_std} of the bootstrap."""
+    check_definitions(definitions, exclude_background)
     if replicates < 1:
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     stack = _check_stack(per_image)
-    point = compute_metrics(stack.sum(axis=0))
-    boot = compute_metrics_batch(replicate_matrices(stack, replicates, seed))
+    point = compute_metrics(
+        stack.sum(axis=0), definitions=definitions, exclude_background=exclude_background
+    )
+    boot = compute_metrics_batch(
+        replicate_matrices(stack, replicates, seed),
+        definitions=definitions,
+        exclude_background=exclude_background,
+    )
     result: dict[str, dict[str, float]] = {}
     for name in METRICS:
         values = boot[name]
@@ -189,17 +296,30 @@ def load_confusion(confusion_path: Path) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def score_run(
-    confusion_path: Path, keys: Mapping[str, str], replicates: int, seed: int
+    confusion_path: Path,
+    keys: Mapping[str, str],
+    replicates: int,
+    seed: int,
+    *,
+    definitions: str = "paper",
+    exclude_background: bool = False,
 ) -> pd.DataFrame:
-    """Bootstrap one run's confusion.npz into tidy rows: keys, metric, stats, n, B, seed."""
+    """Bootstrap one run's confusion.npz into tidy rows: keys, metric, stats, n, B, seed, defs."""
     import pandas as pd
 
-    clash = set(keys) & set(RUN_COLUMNS)
+    check_definitions(definitions, exclude_background)
+    clash = set(keys) & set(SCORE_COLUMNS)
     if clash:
         raise ValueError(f"key columns {sorted(clash)} collide with metric columns")
     matrices, _, _ = load_confusion(Path(confusion_path))
     try:
-        stats = bootstrap(matrices, replicates=replicates, seed=seed)
+        stats = bootstrap(
+            matrices,
+            replicates=replicates,
+            seed=seed,
+            definitions=definitions,
+            exclude_background=exclude_background,
+        )
     except ValueError as err:
         raise ValueError(f"{confusion_path}: {err}") from err
     rows = [
@@ -210,10 +330,12 @@ def score_run(
             "n_images": int(matrices.shape[0]),
             "replicates": int(replicates),
             "seed": int(seed),
+            "definitions": definitions,
+            "exclude_background": bool(exclude_background),
         }
         for name in METRICS
     ]
-    return pd.DataFrame(rows, columns=[*keys, *RUN_COLUMNS])
+    return pd.DataFrame(rows, columns=[*keys, *SCORE_COLUMNS])
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:

@@ -1,7 +1,8 @@
 """Learning-rate schedule: linear warmup then cosine annealing, stepped once per epoch.
 
 Under `paper` the cosine period is the authors' fixed T_max (100) whatever the number of epochs
-(protocol.md §3): the LR reaches 0 at epoch 100 and rises again. `corrected` uses T_max = epochs.
+(protocol.md §3): the LR reaches 0 at epoch 100 and rises again. The `cosine_period_epochs` fix
+uses T_max = epochs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,6 @@ def lr_at(epoch: int, base_lr: float, warmup: int, t_max: int, eta_min: float = 
     return eta_min + 0.5 * (base_lr - eta_min) * (1.0 + math.cos(math.pi * phase))
 
 
-def cosine_period(train: dict, protocol: str) -> int:
-    """T_max: the configured paper value under `paper`, the number of epochs otherwise."""
-    return int(train["cosine_t_max"]) if protocol == "paper" else int(train["epochs"])
+def cosine_period(train: dict, period_is_epochs: bool) -> int:
+    """T_max: the number of epochs with the `cosine_period_epochs` fix, else the paper's value."""
+    return int(train["epochs"]) if period_is_epochs else int(train["cosine_t_max"])

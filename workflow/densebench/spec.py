@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from densebench.fixes import resolve_fixes, stage_fixes
+
 DECODER_SCALES = {16: (2.0, 2.0, 2.0, 2.0), 14: (2.0, 2.0, 2.0, 1.75), 8: (2.0, 2.0, 2.0, 1.0)}
 """Upsampling factors of the four decoder blocks per patch size (protocol.md §2.1)."""
 
@@ -53,10 +55,9 @@ def decoder_scales(patch_size: int) -> tuple[float, ...]:
     return DECODER_SCALES[patch_size]
 
 
-def normalisation(model: dict[str, Any], protocol: str) -> dict[str, list[float]]:
-    """Mean/std: the paper's choice under `paper`, the model's own under `corrected`."""
-    key = "paper" if protocol == "paper" else "model"
-    return model["normalisation"][key]
+def normalisation(model: dict[str, Any], own: bool) -> dict[str, list[float]]:
+    """Mean/std: the model's own with the `model_normalisation` fix, else the paper's choice."""
+    return model["normalisation"]["model" if own else "paper"]
 
 
 def build_run_spec(
@@ -70,6 +71,7 @@ def build_run_spec(
     card = registries.datasets[dataset]
     model_rec = registries.models[model]
     train = config["train"]
+    fixes = stage_fixes(resolve_fixes(config), "train", "predict")
     return {
         "dataset": dataset,
         "model": model,
@@ -78,13 +80,21 @@ def build_run_spec(
         "num_classes": len(card["classes"]),
         "ignore_index": int(card.get("ignore_index", 255)),
         "input_size": input_size(card, model_rec, train["max_input_size"], train["input_size"]),
-        "normalisation": normalisation(model_rec, config["protocol"]),
+        "normalisation": normalisation(model_rec, fixes["model_normalisation"]),
+        "fixes": fixes,
         "model_record": model_rec,
         "strategy_record": registries.strategies[strategy],
         "decoder": config["decoder"],
         "train": train,
         "evaluate": config["evaluate"],
     }
+
+
+def training_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """What decides the trained weights: the spec without evaluation settings."""
+    part = {k: v for k, v in spec.items() if k != "evaluate"}
+    part["fixes"] = stage_fixes(spec["fixes"], "train")
+    return part
 
 
 def dumps(spec: dict[str, Any]) -> str:

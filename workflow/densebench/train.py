@@ -1,9 +1,12 @@
 """Training of one run: the paper's recipe, per-epoch log, atomic `last` checkpoint and resume.
 
-Adam with coupled weight decay, warmup + cosine LR stepped per epoch, soft Dice loss, global
-grad-norm clipping, validation mIoU every epoch with strictly-better model selection. After every
-epoch `last.pt` (everything needed to resume) is replaced atomically; a restarted job resumes
-from it. At the end `best.pt` holds only the trainable state of the selected epoch.
+Adam with coupled weight decay, warmup + cosine LR stepped per epoch, soft Dice loss, fp16
+autocast + GradScaler on GPU (full precision on CPU), global grad-norm clipping, validation mIoU
+every epoch with strictly-better model selection. After every epoch `last.pt` (everything needed
+to resume: trainable state, optimizer, scaler, selection state, log) replaces the previous one
+atomically, and a restarted job resumes from it with identical results: all randomness is
+derived from (seed, epoch[, sample]). At the end `best.pt` holds only the trainable state of the
+selected epoch.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from densebench import __version__
-from densebench.atomic import atomic_output
+from densebench.atomic import atomic_output, remove_stale_in, write_text
 from densebench.data import SegmentationSplit, epoch_order
 from densebench.losses import dice_loss
 from densebench.models.segmenter import (
@@ -32,55 +35,122 @@ from densebench.models.segmenter import (
     load_trainable_state,
     trainable_state,
 )
+from densebench.runtime import amp_dtype, autocast, configure_torch, confusion
 from densebench.schedule import cosine_period, lr_at
+from densebench.spec import training_part
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_mIoU", "images_per_s", "epoch_s", "eta_s")
 """Columns of the per-epoch training log."""
 
 
-def configure_torch(seed: int, threads: int) -> torch.device:
-    """Seed torch, make CPU kernels deterministic, cap threads; return the device."""
-    torch.manual_seed(seed)
-    torch.set_num_threads(max(1, threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+class EpochSampler(Sampler):
+    """Yields (epoch, position) keys: the epoch's seeded order, or the plain order."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch to iterate (workers see it through the keys)."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = epoch_order(self.n, self.seed, self.epoch) if self.shuffle else range(self.n)
+        return iter([(self.epoch, k) for k in order])
+
+    def __len__(self) -> int:
+        return self.n
 
 
-def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int):
-    """Per-image confusion matrices (B, C, C), rows = truth, ignore pixels dropped."""
-    b = pred.shape[0]
-    valid = target != ignore
-    flat = (target.clamp(0, num_classes - 1) * num_classes + pred).masked_fill(~valid, -1)
-    offsets = torch.arange(b, device=pred.device).view(b, 1, 1) * num_classes**2
-    index = (flat + offsets)[valid.expand_as(flat)]
-    counts = torch.bincount(index.flatten(), minlength=b * num_classes**2)
-    return counts.view(b, num_classes, num_classes)
+def make_loader(data: SegmentationSplit, spec: dict, shuffle: bool, device) -> DataLoader:
+    """A loader whose workers persist across epochs and open the store lazily."""
+    cfg = spec["train"]
+    workers = int(cfg["num_workers"])
+    sampler = EpochSampler(len(data), int(cfg["seed"]), shuffle)
+    return DataLoader(
+        data,
+        batch_size=int(cfg["batch_size"]),
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
 
 
-def loader(dataset: SegmentationSplit, batch: int, order: list[int], workers: int) -> DataLoader:
-    """Batches of `dataset` in the given order; workers open the store lazily."""
-    return DataLoader(dataset, batch_size=batch, sampler=order, num_workers=workers)
+class Trainer:
+    """The optimisation state of one run and its train / validation steps."""
+
+    def __init__(self, model: SegmentationModel, spec: dict, device: torch.device):
+        cfg = spec["train"]
+        self.model, self.spec, self.device = model, spec, device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            self.params, lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+        )
+        self.dtype = amp_dtype(device, spec["fixes"]["bf16_autocast"])
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self.clip = float(cfg["grad_clip_norm"])
+        self.forward = model
+        if device.type == "cuda":
+            prepare_for_gpu(model, cfg)
+            if cfg["compile"]:
+                self.forward = torch.compile(model)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimisation step; returns the (detached) loss without a device sync."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.dtype):
+            logits = self.forward(x)
+        loss = dice_loss(logits, y, self.spec["ignore_index"])
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def train_epoch(self, loader: DataLoader, epoch: int, lr: float) -> float:
+        """One pass over the training split at learning rate lr; mean batch loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(int(self.spec["train"]["seed"]) * 1000 + epoch)  # drop-path etc.
+        loader.sampler.set_epoch(epoch)
+        self.model.train()
+        losses = [
+            self.step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+            for x, y in loader
+        ]
+        return float(torch.stack(losses).mean())
+
+    @torch.no_grad()
+    def validate(self, loader: DataLoader) -> float:
+        """Validation mIoU over the summed confusion matrix (the paper's selection metric)."""
+        from densebench.metrics import compute_metrics
+
+        self.model.eval()
+        c = self.spec["num_classes"]
+        total = torch.zeros(c, c, dtype=torch.int64, device=self.device)
+        for x, y in loader:
+            with autocast(self.device, self.dtype):
+                pred = self.forward(x.to(self.device)).argmax(1)
+            total += confusion(pred, y.to(self.device), c, self.spec["ignore_index"]).sum(0)
+        return float(compute_metrics(total.cpu().numpy())["mIoU"])
+
+    def state(self) -> dict[str, Any]:
+        """Optimizer and scaler state for `last.pt`."""
+        return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore optimizer and scaler state."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
 
 
-@torch.no_grad()
-def validate(model: SegmentationModel, data: SegmentationSplit, spec: dict, device) -> float:
-    """Validation mIoU over the summed confusion matrix (the paper's selection metric)."""
-    from densebench.metrics import compute_metrics
-
-    model.eval()
-    total = torch.zeros(spec["num_classes"], spec["num_classes"], dtype=torch.int64)
-    batch = int(spec["train"]["batch_size"])
-    for x, y in loader(data, batch, list(range(len(data))), 0):
-        pred = model(x.to(device)).argmax(1).cpu()
-        total += confusion(pred, y, spec["num_classes"], spec["ignore_index"]).sum(0)
-    return float(compute_metrics(total.numpy())["mIoU"])
-
-
-def save_torch(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name, then rename."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+def prepare_for_gpu(model: SegmentationModel, cfg: dict) -> None:
+    """channels_last for the convolutional parts; checkpointing in a trainable encoder."""
+    if cfg["channels_last"]:
+        model.use_channels_last()
+    if cfg["grad_checkpointing"] and model.encoder_trains:
+        model.backbone.encoder.set_grad_checkpointing(True)
 
 
 def write_log(rows: list[dict], path: Path) -> None:
@@ -89,8 +159,13 @@ def write_log(rows: list[dict], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    write_text(buffer.getvalue(), path)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """torch.save to a temporary name, then rename."""
     with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue())
+        torch.save(obj, tmp)
 
 
 def train_run(
@@ -106,31 +181,26 @@ def train_run(
     device = configure_torch(seed, threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    norm = spec["normalisation"]
-    size = spec["input_size"]
+    remove_stale_in(out_dir)
+    norm, size = spec["normalisation"], spec["input_size"]
     train_data = SegmentationSplit(store, "train", size, norm["mean"], norm["std"], True, seed)
     val_data = SegmentationSplit(store, "val", size, norm["mean"], norm["std"], False, seed)
     model = build_model(spec, weights_dir).to(device)
     fingerprint = backbone_fingerprint(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    trainer = Trainer(model, spec, device)
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_state": None, "log": []}
     last = out_dir / "last.pt"
     if last.exists():
-        state = resume(last, model, optimizer, spec)
-        print(
-            f"resuming {spec['dataset']}/{spec['model']}/{spec['strategy']} at epoch "
-            f"{state['epoch']}",
-            flush=True,
-        )
-    t_max = cosine_period(cfg, spec["protocol"])
+        state = resume(last, model, trainer, spec)
+        print(f"resuming from {last} after epoch {state['epoch']}", flush=True)
+    train_loader = make_loader(train_data, spec, True, device)
+    val_loader = make_loader(val_data, spec, False, device)
+    t_max = cosine_period(cfg, spec["fixes"]["cosine_period_epochs"])
     for epoch in range(state["epoch"], epochs):
         start = time.perf_counter()
         lr = lr_at(epoch, cfg["lr"], int(cfg["warmup_epochs"]), t_max)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = train_epoch(model, optimizer, train_data, spec, epoch, device)
-        score = validate(model, val_data, spec, device)
+        loss = trainer.train_epoch(train_loader, epoch, lr)
+        score = trainer.validate(val_loader)
         if score > state["best_score"]:
             state.update(best_score=score, best_epoch=epoch, best_state=trainable_state(model))
         seconds = time.perf_counter() - start
@@ -151,48 +221,21 @@ def train_run(
             flush=True,
         )
         write_log(state["log"], out_dir / "train_log.csv")
-        save_torch(checkpoint(state, model, optimizer, spec), last)
+        save_torch(
+            {"spec": spec, "model": trainable_state(model), **trainer.state(), **state}, last
+        )
     return finish(spec, state, model, out_dir, fingerprint)
 
 
-def train_epoch(model, optimizer, data: SegmentationSplit, spec: dict, epoch: int, device) -> float:
-    """One pass over the training split; returns the mean batch loss."""
-    cfg = spec["train"]
-    torch.manual_seed(int(cfg["seed"]) * 1000 + epoch)  # drop-path etc., resumable per epoch
-    data.set_epoch(epoch)
-    order = epoch_order(len(data), int(cfg["seed"]), epoch)
-    model.train()
-    losses = []
-    params = [p for p in model.parameters() if p.requires_grad]
-    for x, y in loader(data, int(cfg["batch_size"]), order, int(cfg["num_workers"])):
-        optimizer.zero_grad(set_to_none=True)
-        loss = dice_loss(model(x.to(device)), y.to(device), spec["ignore_index"])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, float(cfg["grad_clip_norm"]))
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return float(np.mean(losses))
-
-
-def checkpoint(state: dict, model, optimizer, spec: dict) -> dict[str, Any]:
-    """Everything needed to resume after the epoch just finished."""
-    return {
-        "spec": spec,
-        "model": trainable_state(model),
-        "optimizer": optimizer.state_dict(),
-        **state,
-    }
-
-
-def resume(path: Path, model, optimizer, spec: dict) -> dict[str, Any]:
+def resume(path: Path, model, trainer: Trainer, spec: dict) -> dict[str, Any]:
     """Restore model, optimizer and loop state from `last.pt`; refuse another run's file."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    if saved["spec"] != spec:
+    if training_part(saved["spec"]) != training_part(spec):
         raise ValueError(
-            f"{path} belongs to a different run configuration; delete it to train from scratch"
+            f"{path} belongs to a different training configuration; delete it to train from scratch"
         )
     load_trainable_state(model, saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
+    trainer.load_state(saved)
     keys = ("epoch", "best_score", "best_epoch", "best_state", "log")
     return {k: saved[k] for k in keys}
 
@@ -204,6 +247,7 @@ def finish(spec: dict, state: dict, model, out_dir: Path, fingerprint: float) ->
         "model": spec["model"],
         "strategy": spec["strategy"],
         "protocol": spec["protocol"],
+        "fixes": spec["fixes"],
         "best_epoch": state["best_epoch"],
         "best_val_mIoU": state["best_score"],
         "epochs": state["epoch"],
@@ -212,15 +256,19 @@ def finish(spec: dict, state: dict, model, out_dir: Path, fingerprint: float) ->
         "backbone_fingerprint": fingerprint,
         "versions": versions(),
         "git_commit": git_commit(),
-        "device": str(next(model.parameters()).device),
+        "device": device_name(next(model.parameters()).device),
     }
     save_torch(
         {"state": state["best_state"], "spec": spec, "provenance": provenance},
         out_dir / "best.pt",
     )
-    with atomic_output(out_dir / "provenance.json") as tmp:
-        tmp.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", out_dir / "provenance.json")
     return provenance
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device (GPU model on CUDA)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def versions() -> dict[str, str]:

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from densebench.registry import Registries
+from densebench.fixes import scoring_options
 from densebench.spec import build_run_spec, dumps
 import re
 
@@ -33,6 +34,7 @@ DATASETS, MODELS, STRATEGIES = (
     config["models"],
     config["strategies"],
 )
+SCORING = scoring_options(config)
 SYNTHETIC = [
     d for d, card in REGISTRIES.datasets.items() if card["access"] == "synthetic"
 ]

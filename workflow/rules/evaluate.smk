@@ -15,8 +15,11 @@ rule score:
     params:
         replicates=config["evaluate"]["bootstrap_replicates"],
         seed=config["evaluate"]["bootstrap_seed"],
+        definitions=SCORING["definitions"],
+        background="--exclude-background" if SCORING["exclude_background"] else "",
     message:
         "Metrics and bootstrap CIs of every run on {wildcards.dataset}"
     shell:
         "densebench score --replicates {params.replicates} --seed {params.seed}"
+        " --definitions {params.definitions} {params.background}"
         " --out {output.scores} {input.confusions} > {log} 2>&1"

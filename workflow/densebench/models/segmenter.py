@@ -27,10 +27,12 @@ class SegmentationModel(nn.Module):
             backbone.encoder, strategy, spec["model_record"]["adapter_targets"]
         )
         self.encoder_trains = any(p.requires_grad for p in backbone.parameters())
-        self.keep_encoder_eval = spec["protocol"] == "corrected" and not self.encoder_trains
+        fixes = spec["fixes"]
+        self.keep_encoder_eval = fixes["frozen_encoder_eval"] and not self.encoder_trains
         dim, classes = backbone.embed_dim, spec["num_classes"]
         self.token_adapter = None
         self.cnn = None
+        self.channels_last = False
         if "depth" in strategy:
             self.token_adapter = TransformerAdapter(
                 dim, int(strategy["depth"]), strategy["drop_path"], strategy["init_values"]
@@ -40,13 +42,21 @@ class SegmentationModel(nn.Module):
             "channels": spec["decoder"]["block_channels"],
         }
         if strategy["decoder"] == "skip":
-            self.cnn = CNNAdapter(strategy["block_units"], spec["protocol"] == "paper")
+            compute_stage3 = not fixes["skip_discarded_cnn_stage"]
+            self.cnn = CNNAdapter(strategy["block_units"], compute_stage3)
             self.decoder = SkipDecoder(dim, classes, CNNAdapter.SKIP_CHANNELS, **width)
         else:
             self.decoder = TokenDecoder(dim, classes, decoder_scales(backbone.patch_size), **width)
 
+    def use_channels_last(self) -> None:
+        """channels_last memory format for the convolutional parts (GPU throughput)."""
+        self.channels_last = True
+        for part in (self.decoder, self.cnn):
+            if part is not None:
+                part.to(memory_format=torch.channels_last)
+
     def train(self, mode: bool = True) -> SegmentationModel:
-        """Train mode; a frozen encoder stays in eval mode under `corrected` (paper: train)."""
+        """Train mode; a frozen encoder stays in eval mode with the `frozen_encoder_eval` fix."""
         super().train(mode)
         if self.keep_encoder_eval:
             self.backbone.eval()
@@ -65,6 +75,9 @@ class SegmentationModel(nn.Module):
         if self.token_adapter is not None:
             tokens = self.token_adapter(tokens)
         grid = tokens_to_grid(tokens[:, self.backbone.num_prefix_tokens :, :])
+        if self.channels_last:
+            grid = grid.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         logits = self.decoder(grid) if self.cnn is None else self.decoder(grid, self.cnn(x))
         if logits.shape[-2:] != x.shape[-2:]:
             logits = nn.functional.interpolate(

@@ -1,0 +1,72 @@
+"""Named fixes of the authors' quirks. `protocol: paper` turns every fix off, `corrected` on;
+the config's `fixes:` section overrides single fixes either way.
+
+Each fix belongs to the stage whose output it changes, so changing a scoring fix does not rerun
+training: "train" and "predict" fixes enter the run spec of the training job, "score" fixes only
+the scoring job's arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FIXES: dict[str, tuple[str, str]] = {
+    "cosine_period_epochs": (
+        "train",
+        "cosine period = epochs (paper: fixed T_max 100, LR back up to half at epoch 149)",
+    ),
+    "frozen_encoder_eval": (
+        "train",
+        "a frozen encoder stays in eval mode (paper: model.train() reaches it)",
+    ),
+    "model_normalisation": (
+        "train",
+        "each model's own mean/std (paper: ImageNet statistics for Lunit and MUSK)",
+    ),
+    "skip_discarded_cnn_stage": (
+        "train",
+        "the CNN adapter skips its third stage, whose output the paper computes and discards",
+    ),
+    "bf16_autocast": (
+        "train",
+        "bf16 autocast on GPUs that support it (paper: fp16 autocast + GradScaler)",
+    ),
+    "native_resolution_scoring": (
+        "predict",
+        "resize-mode predictions are scored at the label's native resolution (paper: the label "
+        "is resized to S x S)",
+    ),
+    "standard_metrics": (
+        "score",
+        "standard metric definitions: one valid-class set, F1 = Dice (paper: per-metric class "
+        "sets, inflated Mean_F1/Mean_Precision)",
+    ),
+}
+"""Fix name -> (stage, what it changes)."""
+
+
+def resolve_fixes(config: dict[str, Any]) -> dict[str, bool]:
+    """Every fix's state: the config's explicit value, else on under `corrected`."""
+    default = config["protocol"] == "corrected"
+    chosen = config.get("fixes") or {}
+    unknown = sorted(set(chosen) - set(FIXES))
+    if unknown:
+        raise ValueError(f"unknown fixes {unknown}; valid fixes: {', '.join(FIXES)}")
+    return {name: default if chosen.get(name) is None else bool(chosen[name]) for name in FIXES}
+
+
+def stage_fixes(fixes: dict[str, bool], *stages: str) -> dict[str, bool]:
+    """The fixes that belong to the given stages."""
+    return {name: on for name, on in fixes.items() if FIXES[name][0] in stages}
+
+
+def scoring_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Metric definitions and background handling of the scoring jobs."""
+    standard = resolve_fixes(config)["standard_metrics"]
+    exclude = bool(config["evaluate"]["exclude_background"])
+    if exclude and not standard:
+        raise ValueError(
+            "evaluate.exclude_background needs the standard metric definitions (the paper's always "
+            "include class 0): set fixes.standard_metrics: true or protocol: corrected"
+        )
+    return {"definitions": "standard" if standard else "paper", "exclude_background": exclude}
