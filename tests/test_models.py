@@ -122,3 +122,8 @@ def test_counts_and_grid_errors(demo_config, registries):
     assert counts["trainable"] == sum(p.numel() for p in net.decoder.parameters())
     with pytest.raises(ValueError, match="square"):
         tokens_to_grid(torch.zeros(1, 12, 4))
+
+
+def test_attention_uses_fused_sdpa(demo_config, registries):
+    net = build_model(spec_for(demo_config, registries, "demo_vit_p16", "lora"))
+    assert all(block.attn.fused_attn for block in net.backbone.encoder.blocks)
