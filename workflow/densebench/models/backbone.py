@@ -1,12 +1,15 @@
-"""Backbones built from a model-registry record, exposing last-block patch tokens.
+"""Backbones built from a model-registry record, exposing last-block tokens.
 
-Every backbone is wrapped so that `forward(x)` returns the final-normed tokens of the last block
-with the prefix tokens (class + registers) removed, as a (B, N, D) tensor: the only features
-the paper's decoder uses (protocol.md §1 notes).
+A backbone wraps an encoder so that `all_tokens(x)` returns the final-normed tokens of the last
+block, prefix tokens (class + registers) first, as (B, P+N, D), and `forward(x)` the N patch
+tokens only: the only features the paper's decoder uses (protocol.md §1 notes). How an encoder
+is built and loaded depends on the record's `family`; each family has one builder module in
+`densebench.models.families` with a `build(name, record, weights_dir)` function.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,12 @@ from torch import nn
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """File names looked for, in order, in a model's local weights snapshot."""
 
-_LAYER_NAMES = {"SwiGLUPacked": ("timm.layers", "SwiGLUPacked"), "SiLU": ("torch.nn", "SiLU")}
+FAMILIES = ("timm", "transformers", "conch", "musk")
+"""Model families; each is a module densebench.models.families.<family> with build()."""
 
 
 class TokenBackbone(nn.Module):
-    """A ViT whose forward returns patch tokens only (prefix tokens dropped)."""
+    """An encoder whose forward returns patch tokens only (prefix tokens dropped)."""
 
     def __init__(self, encoder: nn.Module, num_prefix_tokens: int, embed_dim: int, patch: int):
         super().__init__()
@@ -36,18 +40,6 @@ class TokenBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens (B, N, D)."""
         return self.all_tokens(x)[:, self.num_prefix_tokens :, :]
-
-
-def _resolve_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Map layer names given as strings in the registry (e.g. SwiGLUPacked) to classes."""
-    import importlib
-
-    out = dict(kwargs)
-    for key in ("mlp_layer", "act_layer"):
-        if isinstance(out.get(key), str):
-            module, name = _LAYER_NAMES[out[key]]
-            out[key] = getattr(importlib.import_module(module), name)
-    return out
 
 
 def find_weights(weights_dir: Path, model: str) -> Path:
@@ -73,39 +65,28 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 def build_backbone(
     name: str, record: dict[str, Any], weights_dir: Path | None = None
 ) -> TokenBackbone:
-    """Build the backbone of a registry record; load local weights strictly unless random."""
+    """Build the backbone of a registry record; pretrained ones load local weights strictly."""
     family = record["family"]
-    if family != "timm":
+    if family not in FAMILIES:
+        raise ValueError(f"model {name}: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    if record.get("weights") != "random" and weights_dir is None:
         raise ValueError(
-            f"model {name}: family {family!r} cannot be built yet; this release builds timm "
-            "backbones only (transformers, CONCH and MUSK loaders come with the model registry)"
+            f"model {name} needs pretrained weights; fetch them with: "
+            f"snakemake --cores 1 resources/weights/{name}"
         )
-    import timm
-
-    arch = record["arch"]
-    if arch.startswith("hf-hub:"):
-        raise ValueError(f"model {name}: hub architecture {arch} needs its local config")
-    encoder = timm.create_model(
-        arch, pretrained=False, num_classes=0, **_resolve_kwargs(record.get("kwargs", {}))
-    )
-    if record.get("weights") != "random":
-        if weights_dir is None:
-            raise ValueError(f"model {name} needs pretrained weights; pass its weights folder")
-        encoder.load_state_dict(load_state(find_weights(weights_dir, name)), strict=True)
-    backbone = TokenBackbone(
-        encoder, int(record["num_prefix_tokens"]), int(record["embed_dim"]), record["patch_size"]
-    )
-    _check_layout(name, record, encoder)
+    builder = importlib.import_module(f"densebench.models.families.{family}")
+    backbone = builder.build(name, record, weights_dir)
+    check_layout(name, record, backbone)
     return backbone
 
 
-def _check_layout(name: str, record: dict[str, Any], encoder: nn.Module) -> None:
-    """Assert the built encoder matches the registry's token layout."""
+def check_layout(name: str, record: dict[str, Any], backbone: TokenBackbone) -> None:
+    """Assert the built backbone matches the registry's token layout."""
     built = {
-        "num_prefix_tokens": int(encoder.num_prefix_tokens),
-        "embed_dim": int(encoder.embed_dim),
-        "patch_size": int(encoder.patch_embed.patch_size[0]),
+        "num_prefix_tokens": backbone.num_prefix_tokens,
+        "embed_dim": backbone.embed_dim,
+        "patch_size": backbone.patch_size,
     }
     for key, value in built.items():
-        if int(record[key]) != value:
+        if int(record[key]) != int(value):
             raise ValueError(f"model {name}: registry says {key}={record[key]}, built {value}")
