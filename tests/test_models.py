@@ -18,7 +18,7 @@ from densebench.models.strategies import check_adapted
 from densebench.spec import build_run_spec
 
 DEMO_MODELS = ["demo_vit_p8", "demo_vit_p14_reg4", "demo_vit_p16"]
-STRATEGIES = ["frozen", "lora", "dora", "cnn_adapter", "transformer_adapter"]
+STRATEGIES = ["frozen", "lora", "dora", "cnn_adapter", "transformer_adapter", "full"]
 
 
 def millions(module: torch.nn.Module) -> float:
@@ -41,7 +41,7 @@ def test_logits_have_the_input_resolution(demo_config, registries, model, strate
     assert logits.shape == (2, spec["num_classes"], size, size)
     logits.mean().backward()
     encoder_grads = [p.grad for p in net.backbone.parameters() if p.grad is not None]
-    assert bool(encoder_grads) == (strategy in ("lora", "dora"))
+    assert bool(encoder_grads) == (strategy in ("lora", "dora", "full"))
 
 
 @pytest.mark.parametrize("strategy", ["lora", "dora"])

@@ -134,9 +134,9 @@ def cmd_figure3(args: argparse.Namespace) -> None:
 
 
 def cmd_params(args: argparse.Namespace) -> None:
-    """Print trainable and total parameters of a (model, strategy) on a dataset."""
+    """Print trainable and total parameters of a (model, strategy) on a dataset (meta device)."""
     from densebench.config import load_config, registry_path
-    from densebench.models.segmenter import build_model, count_parameters
+    from densebench.models.segmenter import build_on_meta, count_parameters
     from densebench.registry import Registries
     from densebench.spec import build_run_spec
 
@@ -145,8 +145,10 @@ def cmd_params(args: argparse.Namespace) -> None:
     names = {"models": [args.model], "strategies": [args.strategy], "datasets": [args.dataset]}
     reg.check_names(names)
     spec = build_run_spec(cfg, args.dataset, args.model, args.strategy, reg)
-    counts = count_parameters(build_model(spec))
-    print(json.dumps({"model": args.model, "strategy": args.strategy, **counts}))
+    model = build_on_meta(spec)
+    counts = count_parameters(model)
+    row = {"model": args.model, "strategy": args.strategy, "dataset": args.dataset, **counts}
+    print(json.dumps({**row, "adapted_modules": len(model.adapted_modules)}))
 
 
 def add(sub, name: str, func: Callable, arguments: Sequence[tuple[tuple, dict]]) -> None:

@@ -27,6 +27,16 @@ FIXES: dict[str, tuple[str, str]] = {
         "train",
         "the CNN adapter skips its third stage, whose output the paper computes and discards",
     ),
+    "lora_all_families": (
+        "train",
+        "LoRA/DoRA adapt every model family (paper: only timm attention, so phikon, phikon_v2, "
+        "midnight12k, hibou_l and musk get no adapter and their LoRA/DoRA equal frozen)",
+    ),
+    "peft_dora": (
+        "train",
+        "DoRA as peft's use_dora: per-output magnitude, row-wise detached norm (paper: the "
+        "authors' scalar magnitude over the whole-matrix Frobenius norm)",
+    ),
     "bf16_autocast": (
         "train",
         "bf16 autocast on GPUs that support it (paper: fp16 autocast + GradScaler)",

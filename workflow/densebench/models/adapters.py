@@ -106,7 +106,7 @@ class TransformerAdapter(nn.Module):
         super().__init__()
         from timm.models.vision_transformer import Block
 
-        rates = torch.linspace(0, drop_path, depth).tolist()
+        rates = [drop_path * i / max(1, depth - 1) for i in range(depth)]  # linear 0 -> max
         self.blocks = nn.Sequential(
             *[
                 Block(

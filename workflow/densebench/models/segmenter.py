@@ -24,7 +24,7 @@ class SegmentationModel(nn.Module):
         strategy = spec["strategy_record"]
         self.backbone = backbone
         self.adapted_modules = apply_encoder_strategy(
-            backbone.encoder, strategy, spec["model_record"]["adapter_targets"]
+            backbone.encoder, strategy, spec["model_record"], spec["fixes"]
         )
         self.encoder_trains = any(p.requires_grad for p in backbone.parameters())
         fixes = spec["fixes"]
@@ -100,6 +100,13 @@ def build_model(spec: dict[str, Any], weights_dir: Path | None = None) -> Segmen
     torch.manual_seed(int(spec["train"]["seed"]))
     backbone = build_backbone(spec["model"], spec["model_record"], weights_dir)
     return SegmentationModel(backbone, spec)
+
+
+def build_on_meta(spec: dict[str, Any]) -> SegmentationModel:
+    """The run's model with random weights on the meta device: shapes and counts, no memory."""
+    record = dict(spec["model_record"], weights="random")
+    with torch.device("meta"):
+        return SegmentationModel(build_backbone(spec["model"], record), spec)
 
 
 def trainable_state(model: SegmentationModel) -> dict[str, torch.Tensor]:
