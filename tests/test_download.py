@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from densebench.download import ChecksumError, fetch, fetch_dataset, fetch_weights
+from densebench.download import ChecksumError, fetch, fetch_dataset
 
 
 def make_source(tmp_path, name="archive.zip", payload=b"histology" * 1000):
@@ -44,8 +44,3 @@ def test_dataset_sources_are_fetched_as_a_whole(tmp_path):
 def test_dataset_without_sources_names_the_drop_folder(tmp_path):
     with pytest.raises(ValueError, match=r"resources/raw/CoNSeP/"):
         fetch_dataset("CoNSeP", {"homepage": "https://x"}, tmp_path / "raw")
-
-
-def test_random_init_models_have_no_weights(tmp_path):
-    with pytest.raises(ValueError, match="random init"):
-        fetch_weights("demo_vit_p8", {"weights": "random"}, tmp_path / "w")

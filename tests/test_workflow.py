@@ -89,6 +89,17 @@ def test_background_exclusion_needs_standard_metrics(workdir):
     assert "needs the standard metric definitions" in result.stdout + result.stderr
 
 
+def test_preflight_reports_every_model_offline_here(workdir):
+    env_free = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    env_free["PATH"] = f"{BIN}:{os.environ['PATH']}"
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory"]
+    cmd += [str(workdir), "--cores", "1", "results/weights/preflight.tsv"]
+    subprocess.run(cmd, check=True, capture_output=True, env=env_free, timeout=120)
+    table = pd.read_csv(workdir / "results/weights/preflight.tsv", sep="\t")
+    assert len(table) == 17 and set(table["status"]) == {"offline"}
+    assert table["detail"].str.contains("login node").all()
+
+
 def test_invalid_config_value_is_named(workdir):
     config = write_config(workdir, protocol="fancy")
     result = snakemake(workdir, "-n", "--configfile", str(config), check=False)

@@ -61,14 +61,38 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_weights(args: argparse.Namespace) -> None:
-    """Download a model's weights snapshot."""
-    from densebench.download import fetch_weights
+    """Download a model's weights snapshot (token from HF_TOKEN, never printed)."""
+    from densebench.weights import fetch_weights
 
-    fetch_weights(args.model, args.record, args.out)
+    snapshot = fetch_weights(args.model, args.record, args.out)
+    print(
+        f"{args.model}: {snapshot['repo']} at {snapshot['commit']}, {len(snapshot['files'])} files"
+    )
+
+
+def cmd_preflight(args: argparse.Namespace) -> None:
+    """Check hub access to models (--models records, else the --config grid), no download."""
+    from densebench.config import load_config, registry_path
+    from densebench.registry import Registries
+    from densebench.weights import preflight, summary, write_preflight
+
+    models = args.models
+    if models is None:
+        config = load_config(args.config)
+        registries = Registries.load(*(registry_path(config, axis) for axis in AXES))
+        models = {name: registries.models[name] for name in config["models"]}
+    rows = preflight(models, timeout=args.timeout)
+    write_preflight(rows, args.out)
+    print(summary(rows))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one run, then predict its test split if --confusion is given."""
+    from densebench.weights import check_snapshot, enforce_offline
+
+    enforce_offline()  # before any model library is imported: no network inside a job
+    if args.weights is not None:
+        check_snapshot(args.spec["model"], args.weights)
     from densebench.predict import predict_run
     from densebench.train import train_run
 
@@ -193,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
         "weights",
         cmd_weights,
         [(("--model",), {"required": True}), (("--record",), js), (("--out",), path)],
+    )
+    add(
+        sub,
+        "preflight",
+        cmd_preflight,
+        [
+            (("--models",), {"type": json_arg, "default": None}),
+            (("--config",), {"type": Path, "default": Path("config/config.yaml")}),
+            (("--out",), path),
+            (("--timeout",), {"type": float, "default": 10.0}),
+        ],
     )
     add(
         sub,

@@ -1,4 +1,4 @@
-"""Downloads: raw dataset files by URL with sha256 verification, model weights by HF snapshot.
+"""Downloads of raw dataset files by URL, with sha256 verification (weights: densebench.weights).
 
 Files are streamed to a temporary name, verified, then renamed; a partial download never takes
 the final name. Works for https:// and file:// URLs (tests serve archives from local files).
@@ -7,7 +7,6 @@ the final name. Works for https:// and file:// URLs (tests serve archives from l
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import urllib.request
 from pathlib import Path
@@ -60,18 +59,3 @@ def fetch_dataset(dataset: str, card: dict[str, Any], out_dir: Path) -> None:
         tmp.mkdir()
         for source in sources:
             fetch(source["url"], tmp / source["filename"], source.get("sha256"))
-
-
-def fetch_weights(model: str, record: dict[str, Any], out_dir: Path) -> None:
-    """Snapshot a model's HF repo at its revision into out_dir (token from HF_TOKEN)."""
-    from huggingface_hub import snapshot_download
-
-    if record.get("weights") == "random" or not record.get("hf_repo"):
-        raise ValueError(f"model {model} has no weights to download (random init)")
-    with atomic_output(Path(out_dir)) as tmp:
-        snapshot_download(
-            repo_id=record["hf_repo"],
-            revision=record.get("revision"),
-            local_dir=tmp,
-            token=os.environ.get("HF_TOKEN") or None,
-        )

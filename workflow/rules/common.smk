@@ -83,6 +83,11 @@ def weights_flag(wildcards):
     return ""
 
 
+def preflight_models_json():
+    """Records of the config's models, as JSON, for the access preflight."""
+    return dumps({name: REGISTRIES.models[name] for name in MODELS})
+
+
 def run_inputs(wildcards):
     """Inputs every job that builds a model needs: the store and, if any, the weights."""
     inputs = {"store": f"resources/datasets/{wildcards.dataset}.zarr"}
