@@ -1,9 +1,9 @@
 """Converters: a dataset's raw files -> `Sample`s (RGB image + class-index mask) in paper encoding.
 
-Each converter is a generator `convert(raw_dir, card) -> Iterator[Sample]` registered by name in
-`CONVERTERS`; its integer `CONVERTER_VERSION` (bumped whenever its output changes) is in
-`CONVERTER_VERSIONS`. Converters yield one sample at a time, in sorted deterministic order, so a
-large dataset never has to sit in memory. Shared file readers live here and raise
+Each converter is a module of this package, named after the converter, with a generator
+`convert(raw_dir, card) -> Iterator[Sample]` and an integer `CONVERTER_VERSION` (bumped whenever
+its output changes); adding a converter is adding a module. Converters yield one sample at a
+time, in sorted deterministic order, so a large dataset never has to sit in memory. Shared file readers live here and raise
 `ConversionError` naming the dataset, the offending file and the remedy.
 """
 
@@ -171,30 +171,28 @@ def class_index(card: dict, name: str) -> int | None:
     return classes.index(name) if name in classes else None
 
 
-# Registry (imported last: the converter modules use the helpers above).
-from densebench.converters import bcss_png, consep_mat, glas_bmp  # noqa: E402
+def converter_names() -> list[str]:
+    """Every converter: one module per converter in this package, named after it."""
+    import pkgutil
 
-CONVERTERS: dict[str, Converter] = {
-    "consep_mat": consep_mat.convert,
-    "glas_bmp": glas_bmp.convert,
-    "bcss_png": bcss_png.convert,
-}
-CONVERTER_VERSIONS: dict[str, int] = {
-    "consep_mat": consep_mat.CONVERTER_VERSION,
-    "glas_bmp": glas_bmp.CONVERTER_VERSION,
-    "bcss_png": bcss_png.CONVERTER_VERSION,
-}
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def _module(name: str):
+    """The converter module of a name; unknown names list the valid ones."""
+    import importlib
+
+    if name not in converter_names():
+        valid = ", ".join(converter_names())
+        raise ValueError(f"unknown converter {name!r}; valid converters: {valid}")
+    return importlib.import_module(f"densebench.converters.{name}")
 
 
 def get_converter(name: str) -> Converter:
-    """Look up a converter by name; unknown names list the valid ones."""
-    if name not in CONVERTERS:
-        valid = ", ".join(sorted(CONVERTERS))
-        raise ValueError(f"unknown converter {name!r}; valid converters: {valid}")
-    return CONVERTERS[name]
+    """Look up a converter by name (its module's `convert`)."""
+    return _module(name).convert
 
 
 def converter_version(name: str) -> int:
-    """Version number of a registered converter."""
-    get_converter(name)
-    return CONVERTER_VERSIONS[name]
+    """Version number of a converter (its module's CONVERTER_VERSION)."""
+    return int(_module(name).CONVERTER_VERSION)
