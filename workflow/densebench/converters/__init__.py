@@ -3,8 +3,9 @@
 Each converter is a module of this package, named after the converter, with a generator
 `convert(raw_dir, card) -> Iterator[Sample]` and an integer `CONVERTER_VERSION` (bumped whenever
 its output changes); adding a converter is adding a module. Converters yield one sample at a
-time, in sorted deterministic order, so a large dataset never has to sit in memory. Shared file readers live here and raise
-`ConversionError` naming the dataset, the offending file and the remedy.
+time, in sorted deterministic order, so a large dataset never has to sit in memory. Shared file
+readers live here and raise `ConversionError` naming the dataset, the offending file and the
+remedy.
 """
 
 from __future__ import annotations
