@@ -150,7 +150,11 @@ def prepare_for_gpu(model: SegmentationModel, cfg: dict) -> None:
     if cfg["channels_last"]:
         model.use_channels_last()
     if cfg["grad_checkpointing"] and model.encoder_trains:
-        model.backbone.encoder.set_grad_checkpointing(True)
+        encoder = model.backbone.encoder
+        if hasattr(encoder, "set_grad_checkpointing"):  # timm
+            encoder.set_grad_checkpointing(True)
+        elif hasattr(encoder, "gradient_checkpointing_enable"):  # transformers
+            encoder.gradient_checkpointing_enable()
 
 
 def write_log(rows: list[dict], path: Path) -> None:
