@@ -18,6 +18,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    check_manual_drops()
+
+
 rule all:
     default_target: True
     input:

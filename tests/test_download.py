@@ -1,12 +1,22 @@
-"""Downloads: served from local file URLs, verified by sha256, atomic."""
+"""Raw files: downloads from local file URLs, resume, sha256, manual drops, safe unpacking."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import tarfile
+import zipfile
 
 import pytest
 
-from densebench.download import ChecksumError, fetch, fetch_dataset
+from densebench.download import (
+    ChecksumError,
+    RawDataError,
+    check_manual_drop,
+    fetch,
+    fetch_sources,
+    unpack_sources,
+)
 
 
 def make_source(tmp_path, name="archive.zip", payload=b"histology" * 1000):
@@ -14,7 +24,8 @@ def make_source(tmp_path, name="archive.zip", payload=b"histology" * 1000):
     src = tmp_path / "server" / name
     src.parent.mkdir(exist_ok=True)
     src.write_bytes(payload)
-    return {"url": src.as_uri(), "filename": name, "sha256": hashlib.sha256(payload).hexdigest()}
+    sha = hashlib.sha256(payload).hexdigest()
+    return {"url": src.as_uri(), "filename": name, "sha256": sha, "kind": "http"}
 
 
 def test_fetch_verifies_and_renames(tmp_path):
@@ -31,16 +42,82 @@ def test_wrong_checksum_leaves_nothing(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_stale_partial_download_is_replaced_when_the_server_cannot_resume(tmp_path):
+    source = make_source(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".a.zip.part").write_bytes(b"garbage")  # file:// has no Range support
+    fetch(source["url"], tmp_path / "out" / "a.zip", source["sha256"])
+    assert (tmp_path / "out" / "a.zip").read_bytes() == b"histology" * 1000
+
+
 def test_dataset_sources_are_fetched_as_a_whole(tmp_path):
     good = make_source(tmp_path, "images.zip")
     bad = dict(make_source(tmp_path, "masks.zip"), sha256="f" * 64)
-    fetch_dataset("TNBC", {"sources": [good]}, tmp_path / "raw" / "TNBC")
+    fetch_sources("TNBC", {"sources": [good]}, tmp_path / "raw" / "TNBC")
     assert (tmp_path / "raw" / "TNBC" / "images.zip").is_file()
     with pytest.raises(ChecksumError, match=r"masks\.zip"):
-        fetch_dataset("GlaS", {"sources": [good, bad]}, tmp_path / "raw" / "GlaS")
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["TNBC"]
+        fetch_sources("GlaS", {"sources": [good, bad]}, tmp_path / "raw" / "GlaS")
+    assert not (tmp_path / "raw" / "GlaS").exists()
 
 
-def test_dataset_without_sources_names_the_drop_folder(tmp_path):
-    with pytest.raises(ValueError, match=r"resources/raw/CoNSeP/"):
-        fetch_dataset("CoNSeP", {"homepage": "https://x"}, tmp_path / "raw")
+def test_manual_sources_explain_where_to_get_them(tmp_path):
+    card = {
+        "access": "manual",
+        "sources": [
+            {"url": "https://x.org/consep", "filename": "consep.zip", "sha256": "a" * 64,
+             "kind": "manual"}
+        ],
+    }  # fmt: skip
+    with pytest.raises(RawDataError) as info:
+        fetch_sources("CoNSeP", card, tmp_path / "raw" / "CoNSeP")
+    message = str(info.value)
+    assert "consep.zip" in message and "https://x.org/consep" in message and "a" * 64 in message
+    with pytest.raises(RawDataError, match="registration required"):
+        check_manual_drop("CoNSeP", card, tmp_path / "raw" / "CoNSeP")
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """An in-memory zip archive."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        for name, data in members.items():
+            handle.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_unpack_extracts_archives_and_copies_files(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "data.zip").write_bytes(zip_bytes({"Data/a.txt": b"1"}))
+    (raw / "table.csv").write_text("x")
+    with tarfile.open(raw / "more.tar.gz", "w:gz") as handle:
+        info = tarfile.TarInfo("More/b.txt")
+        info.size = 1
+        handle.addfile(info, io.BytesIO(b"2"))
+    card = {"sources": [{"filename": n, "kind": "http", "url": "u"}
+                        for n in ("data.zip", "table.csv", "more.tar.gz")]}  # fmt: skip
+    unpack_sources("X", card, raw, tmp_path / "unpacked")
+    out = tmp_path / "unpacked"
+    assert (out / "Data/a.txt").read_text() == "1" and (out / "More/b.txt").read_text() == "2"
+    assert (out / "table.csv").read_text() == "x"
+
+
+def test_truncated_archive_names_the_file_and_leaves_nothing(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    whole = zip_bytes({"Data/a.txt": b"1" * 5000})
+    (raw / "data.zip").write_bytes(whole[: len(whole) // 2])
+    card = {"sources": [{"filename": "data.zip", "kind": "http", "url": "u"}]}
+    with pytest.raises(RawDataError, match=r"data\.zip is truncated or corrupt"):
+        unpack_sources("X", card, raw, tmp_path / "unpacked")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_archive_members_cannot_escape(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "evil.zip").write_bytes(zip_bytes({"../escape.txt": b"x"}))
+    card = {"sources": [{"filename": "evil.zip", "kind": "http", "url": "u"}]}
+    with pytest.raises(RawDataError, match="escape"):
+        unpack_sources("X", card, raw, tmp_path / "unpacked")
+    assert not (tmp_path / "escape.txt").exists()

@@ -140,14 +140,15 @@ def test_layout_ragged_sizes(tmp_path):
         store.read(6)
 
 
-def test_large_images_are_tiled(tmp_path):
-    """Spatial chunks are at most 512 px."""
-    big = Sample("big", np.zeros((600, 520, 3), np.uint8), np.zeros((600, 520), np.uint8), "b.png",
-                 "g", None)  # fmt: skip
+@pytest.mark.parametrize(("side", "chunk"), [(600, 600), (1100, 1024)])
+def test_one_chunk_per_image_up_to_1024_px(tmp_path, side, chunk):
+    """Images up to 1024 px are one chunk; larger ones are tiled in 1024-px chunks."""
+    big = Sample("big", np.zeros((side, side, 3), np.uint8), np.zeros((side, side), np.uint8),
+                 "b.png", "g", None)  # fmt: skip
     out = tmp_path / "big.zarr"
     write_store([big], {"classes": ["bg"]}, "big", out, split_policy="seeded", seed=0,
                 fractions=(1.0, 0.0, 0.0))  # fmt: skip
-    assert zarr.open_group(out, mode="r")["images"].chunks == (1, 512, 512, 3)
+    assert zarr.open_group(out, mode="r")["images"].chunks == (1, chunk, chunk, 3)
 
 
 def corrupt(samples: list[Sample], index: int, **changes) -> list[Sample]:

@@ -59,7 +59,8 @@ def test_paper_grid_dry_run_lists_1530_training_jobs(workdir):
     result = snakemake(workdir, "-n", "--quiet", "rules", "reason")
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train"] == 1530 and "predict" not in counts
-    assert counts["convert"] == 18 and counts["download_raw"] == 18
+    assert counts["convert"] == counts["unpack_raw"] == counts["download_split_list"] == 18
+    assert counts["download_raw"] + counts["manual_raw"] == 18
     assert counts["download_weights"] == 17 and counts["score"] == 18
     assert counts["aggregate"] == counts["strategy_tables"] == counts["figure3"] == 1
 

@@ -15,6 +15,11 @@ from typing import Any
 
 from densebench.registry import AXES
 
+SPLIT_LIST_URL = (
+    "https://raw.githubusercontent.com/lingxitong/PFM_Segmentation/{commit}/configs/data/{file}"
+)
+"""Where the authors' split lists live (reference/paper_splits.md)."""
+
 
 def json_arg(text: str) -> Any:
     """Parse a JSON argument, or read it from a file when given as @path."""
@@ -31,10 +36,36 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    """Download a dataset's raw files listed in its card."""
-    from densebench.download import fetch_dataset
+    """Download a dataset's raw files listed in its card (sha256-verified, resumable)."""
+    from densebench.download import fetch_sources
 
-    fetch_dataset(args.dataset, args.card, args.out)
+    fetch_sources(args.dataset, args.card, args.out)
+
+
+def cmd_manual_check(args: argparse.Namespace) -> None:
+    """Fail with instructions unless a registration-only dataset's files were dropped."""
+    from densebench.download import check_manual_drop
+
+    check_manual_drop(args.dataset, args.card, args.raw)
+
+
+def cmd_unpack(args: argparse.Namespace) -> None:
+    """Verify a dataset's raw files and unpack them for its converter."""
+    from densebench.download import unpack_sources
+
+    unpack_sources(args.dataset, args.card, args.raw, args.out)
+
+
+def cmd_split_list(args: argparse.Namespace) -> None:
+    """Download the authors' published split list of a dataset at its pinned commit."""
+    from densebench.download import fetch, sha256sum
+
+    listing = args.card.get("split_list")
+    if not listing:
+        raise ValueError(f"dataset {args.dataset}: its card has no split_list")
+    url = SPLIT_LIST_URL.format(**listing)
+    path = fetch(url, args.out, listing.get("sha256"))
+    print(f"{args.dataset}: {url} sha256 {sha256sum(path)}")
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -49,6 +80,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
             "only datasets with a `converter` can be converted"
         )
     convert = get_converter(converter)
+    split_list = json.loads(args.split_list.read_text()) if args.split_list else None
     write_store(
         convert(args.raw, args.card),
         args.card,
@@ -57,6 +89,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
         split_policy=args.split_policy,
         seed=args.seed,
         fractions=tuple(args.fractions),
+        split_list=split_list,
     )
 
 
@@ -210,8 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
             (("--split-policy",), {"required": True}),
             (("--seed",), {"type": int, "required": True}),
             (("--fractions",), {"type": float, "nargs": 3, "required": True}),
+            (("--split-list",), opt_path),
         ],
     )
+    dataset_card = [(("--dataset",), {"required": True}), (("--card",), js)]
+    add(sub, "manual-check", cmd_manual_check, [*dataset_card, (("--raw",), path)])
+    add(sub, "unpack", cmd_unpack, [*dataset_card, (("--raw",), path), (("--out",), path)])
+    add(sub, "split-list", cmd_split_list, [*dataset_card, (("--out",), path)])
     add(
         sub,
         "weights",
@@ -312,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, OSError) as error:
         print(f"densebench: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,8 @@
-"""Train/val/test assignment: group-disjoint ("seeded") or the dataset's own ("official") split.
+"""Train/val/test assignment: group-disjoint ("seeded"), the dataset's own ("official"), or the
+authors' published lists ("paper").
 
-Both policies are deterministic functions of their inputs. Groups (patients, slides) never
-straddle train/val/test except where an official split itself does so.
+All policies are deterministic functions of their inputs. Groups (patients, slides) never
+straddle train/val/test except where an official split or the authors' lists do so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 POLICIES = ("official", "seeded")
+"""Policies computed from the samples alone; "paper" also needs the authors' list."""
+UNUSED = "unused"
+"""Split of samples the authors' lists leave out (kept in the store, never read)."""
 SPLITS = ("train", "val", "test")
 
 
@@ -111,3 +115,29 @@ def assign_splits(
     if policy == "seeded":
         return group_split(groups, fractions, seed)
     return _official(groups, list(official), fractions, seed)
+
+
+def paper_split(sample_ids: Sequence[str], listing: dict, dataset: str) -> list[str]:
+    """Splits from the authors' published list, whose entries are matched by file stem.
+
+    Every listed sample must exist among ours (else the converter's naming is wrong); our samples
+    the list leaves out go to UNUSED.
+    """
+    from pathlib import PurePosixPath
+
+    index: dict[str, str] = {}
+    for split, entries in listing["data"].items():
+        for entry in entries:
+            stem = PurePosixPath(entry["image_path"]).stem
+            if stem in index:
+                raise ValueError(f"dataset {dataset}: {stem} appears twice in the paper's lists")
+            index[stem] = split
+    known = set(sample_ids)
+    unmapped = sorted(stem for stem in index if stem not in known)
+    if unmapped:
+        raise ValueError(
+            f"dataset {dataset}: {len(unmapped)} of {len(index)} samples of the paper's split list "
+            f"have no converted sample (first: {', '.join(unmapped[:3])}); the converter must "
+            "name samples exactly as the authors' preprocessing does"
+        )
+    return [index.get(sample_id, UNUSED) for sample_id in sample_ids]

@@ -38,7 +38,8 @@ SCORING = scoring_options(config)
 SYNTHETIC = [
     d for d, card in REGISTRIES.datasets.items() if card["access"] == "synthetic"
 ]
-DOWNLOADED = [d for d in REGISTRIES.datasets if d not in SYNTHETIC]
+MANUAL = [d for d, card in REGISTRIES.datasets.items() if card["access"] == "manual"]
+OPEN = [d for d, card in REGISTRIES.datasets.items() if card["access"] == "open"]
 RUN_DIR = "results/runs/{dataset}/{model}/{strategy}"
 
 
@@ -56,6 +57,38 @@ wildcard_constraints:
 def needs_weights(model):
     """Whether a model loads pretrained weights (not a random-init demo model)."""
     return REGISTRIES.models[model].get("weights") != "random"
+
+
+def uses_paper_split(dataset):
+    """Whether a dataset's store takes the authors' published split list."""
+    return config["data"]["split_policy"] == "paper" and dataset not in SYNTHETIC
+
+
+def convert_inputs(wildcards):
+    """Unpacked raw files and, under the paper split policy, the authors' split list."""
+    inputs = {"unpacked": f"resources/unpacked/{wildcards.dataset}"}
+    if uses_paper_split(wildcards.dataset):
+        inputs["split_list"] = f"resources/splits/{wildcards.dataset}.json"
+    return inputs
+
+
+def split_list_flag(wildcards, input):
+    """CLI flag passing the split list to the converter, if the policy uses one."""
+    return f"--split-list {input.split_list}" if "split_list" in input.keys() else ""
+
+
+def check_manual_drops():
+    """Before anything runs: every manual dataset still to convert has its files dropped."""
+    from densebench.download import check_manual_drop
+
+    for dataset in DATASETS:
+        if (
+            dataset in MANUAL
+            and not Path(f"resources/datasets/{dataset}.zarr").exists()
+        ):
+            if not Path(f"resources/unpacked/{dataset}").exists():
+                card = REGISTRIES.datasets[dataset]
+                check_manual_drop(dataset, card, Path(f"resources/raw/{dataset}"))
 
 
 def card_json(wildcards):

@@ -1,9 +1,10 @@
-# Data stage: raw files (generated, downloaded or dropped by hand) -> validated zarr store.
+# Data stage: raw files (downloaded, dropped by hand, or generated) -> verified and unpacked ->
+# converted -> validated zarr store, one per dataset.
 
 
 rule synthesize_raw:
     output:
-        raw=directory("resources/raw/{dataset}"),
+        unpacked=directory("resources/unpacked/{dataset}"),
     log:
         "logs/synthesize_raw/{dataset}.log",
     wildcard_constraints:
@@ -15,7 +16,7 @@ rule synthesize_raw:
     message:
         "Generating the synthetic raw files of {wildcards.dataset}"
     shell:
-        "densebench synthesize --card {params.card:q} --out {output.raw} > {log} 2>&1"
+        "densebench synthesize --card {params.card:q} --out {output.unpacked} > {log} 2>&1"
 
 
 rule download_raw:
@@ -24,7 +25,7 @@ rule download_raw:
     log:
         "logs/download_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(DOWNLOADED),
+        dataset=alternatives(OPEN),
     localrule: True
     conda:
         "../../envs/densebench.yaml"
@@ -37,9 +38,65 @@ rule download_raw:
         " --out {output.raw} > {log} 2>&1"
 
 
-rule convert:
+rule manual_raw:
+    output:
+        raw=directory("resources/raw/{dataset}"),
+    log:
+        "logs/manual_raw/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(MANUAL),
+    localrule: True
+    conda:
+        "../../envs/densebench.yaml"
+    params:
+        card=card_json,
+    message:
+        "{wildcards.dataset} needs a manual download: see the instructions below"
+    shell:
+        "densebench manual-check --dataset {wildcards.dataset} --card {params.card:q}"
+        " --raw {output.raw} 2>&1 | tee {log}; exit 1"
+
+
+rule unpack_raw:
     input:
         raw="resources/raw/{dataset}",
+    output:
+        unpacked=directory("resources/unpacked/{dataset}"),
+    log:
+        "logs/unpack_raw/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(OPEN + MANUAL),
+    conda:
+        "../../envs/densebench.yaml"
+    params:
+        card=card_json,
+    message:
+        "Verifying and unpacking the raw files of {wildcards.dataset}"
+    shell:
+        "densebench unpack --dataset {wildcards.dataset} --card {params.card:q}"
+        " --raw {input.raw} --out {output.unpacked} > {log} 2>&1"
+
+
+rule download_split_list:
+    output:
+        listing="resources/splits/{dataset}.json",
+    log:
+        "logs/download_split_list/{dataset}.log",
+    localrule: True
+    conda:
+        "../../envs/densebench.yaml"
+    params:
+        card=card_json,
+    message:
+        "Downloading the authors' split list of {wildcards.dataset}"
+    shell:
+        "densebench split-list --dataset {wildcards.dataset} --card {params.card:q}"
+        " --out {output.listing} > {log} 2>&1"
+
+
+rule convert:
+    input:
+        unpack(convert_inputs),
     output:
         store=directory("resources/datasets/{dataset}.zarr"),
     log:
@@ -51,9 +108,11 @@ rule convert:
         policy=config["data"]["split_policy"],
         seed=config["data"]["split_seed"],
         fractions=" ".join(str(f) for f in config["data"]["split_fractions"]),
+        split_list=split_list_flag,
     message:
         "Converting {wildcards.dataset} into a validated zarr store"
     shell:
         "densebench convert --dataset {wildcards.dataset} --card {params.card:q}"
-        " --raw {input.raw} --out {output.store} --split-policy {params.policy}"
-        " --seed {params.seed} --fractions {params.fractions} > {log} 2>&1"
+        " --raw {input.unpacked} --out {output.store} --split-policy {params.policy}"
+        " --seed {params.seed} --fractions {params.fractions} {params.split_list}"
+        " > {log} 2>&1"

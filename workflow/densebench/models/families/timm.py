@@ -33,7 +33,13 @@ def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> TokenB
         arch, pretrained=False, num_classes=0, **resolve_kwargs(record.get("kwargs", {}))
     )
     if record.get("weights") != "random":
-        encoder.load_state_dict(load_state(find_weights(weights_dir, name)), strict=True)
+        path = find_weights(weights_dir, name)
+        try:
+            encoder.load_state_dict(load_state(path), strict=True)
+        except RuntimeError as error:
+            raise ValueError(
+                f"model {name}: {path} does not fit the registry architecture {arch}: {error}"
+            ) from error
     return TokenBackbone(
         encoder,
         int(encoder.num_prefix_tokens),
