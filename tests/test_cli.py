@@ -35,5 +35,10 @@ def test_convert_without_converter_says_so(tmp_path):
 
 
 def test_failures_exit_nonzero_with_a_message(tmp_path, capsys):
-    code = main(["download", "--dataset", "CoNSeP", "--card", "{}", "--out", str(tmp_path / "r")])
-    assert code == 1 and "resources/raw/CoNSeP/" in capsys.readouterr().err
+    card = json.dumps(
+        {"sources": [{"url": "https://x.org", "filename": "consep.zip", "kind": "manual"}]}
+    )
+    out = tmp_path / "raw" / "CoNSeP"
+    code = main(["download", "--dataset", "CoNSeP", "--card", card, "--out", str(out)])
+    message = capsys.readouterr().err
+    assert code == 1 and f"{out}/" in message and "consep.zip" in message

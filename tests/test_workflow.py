@@ -101,6 +101,17 @@ def test_preflight_reports_every_model_offline_here(workdir):
     assert table["detail"].str.contains("login node").all()
 
 
+def test_missing_manual_drop_stops_before_any_job(workdir):
+    config = write_config(
+        workdir, datasets=["CoNSeP"], models=["demo_vit_p8"], strategies=["frozen"]
+    )
+    result = snakemake(workdir, "--configfile", str(config), "--cores", "1", check=False)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and "needs a manual download" in message
+    assert "consep.zip" in message and "resources/raw/CoNSeP/" in message
+    assert not (workdir / "resources").exists() and not (workdir / "results").exists()
+
+
 def test_invalid_config_value_is_named(workdir):
     config = write_config(workdir, protocol="fancy")
     result = snakemake(workdir, "-n", "--configfile", str(config), check=False)

@@ -133,7 +133,9 @@ def manual_instructions(dataset: str, card: dict[str, Any], raw_dir: Path) -> st
         f"in {raw_dir}/ and run again:"
     ]
     for source in card.get("sources") or []:
-        checksum = source.get("sha256") or "not published: recorded on first use"
+        checksum = source.get("sha256") or (
+            f"not published: recorded on first use in resources/unpacked/{dataset}/SOURCES.sha256"
+        )
         lines.append(f"  {source['filename']}  from {source['url']}  (sha256 {checksum})")
     return "\n".join(lines)
 
@@ -163,6 +165,8 @@ def unpack_sources(dataset: str, card: dict[str, Any], raw_dir: Path, out_dir: P
                 )
             if path.is_file():
                 verify(path, source.get("sha256"), str(path))
+                with open(tmp / "SOURCES.sha256", "a") as record:  # provenance, sha256sum format
+                    record.write(f"{sha256sum(path)}  {source['filename']}\n")
             if path.is_dir():
                 shutil.copytree(path, tmp / path.name)
             elif source.get("extract", True) and is_archive(path):

@@ -78,17 +78,14 @@ def split_list_flag(wildcards, input):
 
 
 def check_manual_drops():
-    """Before anything runs: every manual dataset still to convert has its files dropped."""
+    """Before any job runs: fail with instructions if a scheduled run needs a manual drop."""
     from densebench.download import check_manual_drop
 
-    for dataset in DATASETS:
-        if (
-            dataset in MANUAL
-            and not Path(f"resources/datasets/{dataset}.zarr").exists()
-        ):
-            if not Path(f"resources/unpacked/{dataset}").exists():
-                card = REGISTRIES.datasets[dataset]
-                check_manual_drop(dataset, card, Path(f"resources/raw/{dataset}"))
+    for job in workflow.dag.needrun_jobs():
+        if job.rule.name == "manual_raw":
+            dataset = job.wildcards["dataset"]
+            card = REGISTRIES.datasets[dataset]
+            check_manual_drop(dataset, card, Path(f"resources/raw/{dataset}"))
 
 
 def card_json(wildcards):
