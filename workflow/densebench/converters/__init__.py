@@ -166,6 +166,17 @@ def load_mat_key(path: Path, key: str, dataset: str, raw_dir: Path) -> np.ndarra
     return np.asarray(data[key])
 
 
+def require_mask(image_path: Path, mask_path: Path, dataset: str, raw_dir: Path) -> None:
+    """Raise naming the image when its mask file is missing."""
+    if not mask_path.is_file():
+        raise conversion_error(
+            dataset,
+            image_path,
+            f"image has no mask file {relative(mask_path, raw_dir)}",
+            "restore the missing mask (re-download the raw data) or remove the image",
+        )
+
+
 def class_index(card: dict, name: str) -> int | None:
     """Index of a class name in the card, or None."""
     classes = list(card.get("classes", []))

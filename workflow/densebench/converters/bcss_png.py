@@ -22,6 +22,7 @@ from densebench.converters import (
     read_label,
     read_rgb,
     relative,
+    require_mask,
     to_mask,
 )
 
@@ -64,13 +65,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     _check_codes(raw_dir, card, dataset)
     for image_path in sorted(image_dir.glob("*.png"), key=lambda p: natural_key(p.name)):
         mask_path = raw_dir / "masks" / image_path.name
-        if not mask_path.is_file():
-            raise conversion_error(
-                dataset,
-                image_path,
-                f"image has no mask file {relative(mask_path, raw_dir)}",
-                "restore the missing mask (re-download the raw data) or remove the image",
-            )
+        require_mask(image_path, mask_path, dataset, raw_dir)
         image = read_rgb(image_path, dataset, raw_dir)
         mask = to_mask(read_label(mask_path, dataset, raw_dir), dataset, mask_path)
         check_shapes(image, mask, dataset, mask_path)

@@ -28,6 +28,7 @@ from densebench.converters import (
     dataset_label,
     read_rgb,
     relative,
+    require_mask,
 )
 from densebench.converters.crag import files, find_root, foreground, required_class, subdirs
 
@@ -57,13 +58,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         prefix = f"{domain.parent.name}_{domain.name}"
         for image_path in files(domain / "image"):
             mask_path = domain / "mask" / image_path.name
-            if not mask_path.is_file():
-                raise conversion_error(
-                    dataset,
-                    image_path,
-                    f"image has no mask file {relative(mask_path, raw_dir)}",
-                    "restore the missing mask (re-download the raw data) or remove the image",
-                )
+            require_mask(image_path, mask_path, dataset, raw_dir)
             image = read_rgb(image_path, dataset, raw_dir)
             fg = foreground(mask_path, dataset, raw_dir)
             check_shapes(image, fg, dataset, mask_path)

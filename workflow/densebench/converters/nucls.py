@@ -37,6 +37,7 @@ from densebench.converters import (
     natural_key,
     read_rgb,
     relative,
+    require_mask,
     to_mask,
 )
 
@@ -123,13 +124,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     num_classes = len(card["classes"])
     for image_path in sorted((root / "rgb").glob("*.png"), key=lambda p: natural_key(p.name)):
         mask_path = root / "mask" / image_path.name
-        if not mask_path.is_file():
-            raise conversion_error(
-                dataset,
-                image_path,
-                f"image has no mask file {relative(mask_path, raw_dir)}",
-                "restore the missing mask (re-download the raw data) or remove the image",
-            )
+        require_mask(image_path, mask_path, dataset, raw_dir)
         image = read_rgb(image_path, dataset, raw_dir)
         mask = _mask(mask_path, num_classes, dataset, raw_dir)
         check_shapes(image, mask, dataset, mask_path)
