@@ -63,3 +63,12 @@ def test_model_normalisation_fix_reaches_the_spec(demo_config, registries):
     config = dict(demo_config, fixes={"model_normalisation": True})
     spec = build_run_spec(config, "demo_tissue", "demo_vit_p14_reg4", "frozen", registries)
     assert spec["normalisation"]["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_standard_lora_init_is_a_training_fix(demo_config, registries):
+    assert FIXES["standard_lora_init"][0] == "train"
+    assert not resolve_fixes(base())["standard_lora_init"]  # paper: the authors' lora_a init
+    config = dict(demo_config, fixes={"standard_lora_init": True})
+    fixed = build_run_spec(config, "demo_tissue", "demo_vit_p8", "lora", registries)
+    plain = build_run_spec(demo_config, "demo_tissue", "demo_vit_p8", "lora", registries)
+    assert fixed["fixes"]["standard_lora_init"] and training_part(fixed) != training_part(plain)

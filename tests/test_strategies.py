@@ -1,9 +1,11 @@
 """Strategies on the paper's models: trainable parameters against protocol.md §2, the authors'
-DoRA, and their LoRA quirk (no adapter outside timm attention) with its fix."""
+DoRA, their LoRA quirks (no adapter outside timm attention nor outside their name whitelist,
+their lora_a initialisation) and the fixes."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from torch import nn
 from densebench.config import ROOT, load_config
 from densebench.models.dora import PaperDoRALinear, inject_paper_dora
 from densebench.models.segmenter import build_model, build_on_meta, count_parameters
-from densebench.models.strategies import apply_encoder_strategy
+from densebench.models.strategies import apply_encoder_strategy, paper_adapts
 from densebench.spec import build_run_spec
 
 # protocol.md §2.2: LoRA trainable = 6 r D per block (r = 16)
@@ -129,3 +131,80 @@ def test_paper_lora_quirk_and_its_fix(demo_config, registries, family):
     fixed = dict(spec["fixes"], lora_all_families=True)
     adapted = apply_encoder_strategy(encoder, spec["strategy_record"], record, fixed)
     assert len(adapted) == 2 * len(encoder.blocks)
+
+
+@pytest.mark.parametrize("strategy", ["lora", "dora"])
+def test_paper_gives_pathorchestra_no_adapter(paper_config, registries, strategy):
+    # [F] models/lora.py and models/dora.py: PathOrchestra is not in the whitelist
+    def adapted(**fixes) -> int:
+        config = copy.deepcopy(paper_config)
+        config["fixes"].update(fixes)
+        spec = build_run_spec(config, "GlaS", "PathOrchestra", strategy, registries)
+        return len(build_on_meta(spec).adapted_modules)
+
+    assert adapted() == 0
+    assert adapted(lora_all_families=True) == 48  # 24 blocks x (qkv, proj)
+
+
+def test_paper_whitelist_is_by_name_for_the_authors_models(registries):
+    timm = registries.models["uni_v1"]
+    assert paper_adapts(timm, "uni_v1") and paper_adapts(timm, "demo_vit_p16")
+    assert paper_adapts(timm) and not paper_adapts(timm, "PathOrchestra")
+    assert not paper_adapts(registries.models["phikon"], "phikon")  # whitelisted, no timm attn
+    assert paper_adapts(registries.models["conch_v1_5"], "conch_v1_5")
+
+
+TOY_RECORD = {"family": "timm", "adapter_targets": r"attn\.(qkv|proj)"}
+"""A model record whose targets are the toy block's linears."""
+
+
+def toy_encoder(dim: int = 1024) -> nn.Module:
+    """One attention block of width `dim` with a fused qkv and an output projection."""
+    encoder = nn.Module()
+    encoder.attn = nn.Module()
+    encoder.attn.qkv, encoder.attn.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+    return encoder
+
+
+def adapt_toy(strategy: str, standard: bool, seed: int = 0, dim: int = 1024) -> nn.Module:
+    """A toy block adapted at r = 16, alpha 1 (peft LoRA or the authors' DoRA), seeded."""
+    fixes = {"lora_all_families": False, "peft_dora": False, "standard_lora_init": standard}
+    torch.manual_seed(seed)
+    encoder = toy_encoder(dim)
+    record = {"encoder": strategy, "rank": 16, "alpha": 1.0}
+    apply_encoder_strategy(encoder, record, TOY_RECORD, fixes)
+    return encoder
+
+
+def lora_a(encoder: nn.Module) -> list[torch.Tensor]:
+    """The A factors of an adapted encoder."""
+    return [p.detach() for n, p in encoder.named_parameters() if "lora_A" in n]
+
+
+@pytest.mark.parametrize("strategy", ["lora", "dora"])
+@pytest.mark.parametrize(("standard", "bound"), [(False, 1 / 4), (True, 1 / math.sqrt(1024))])
+def test_lora_a_initialisation_bound(strategy, standard, bound):
+    # paper: [F] LoRALinear/DoraLinear.reset_parameters, kaiming_uniform_(a=sqrt(5)) on the
+    # (in, r) lora_a: fan_in = r = 16, bound 0.25; the fix: fan_in = in = 1024, bound 0.031
+    factors = lora_a(adapt_toy(strategy, standard))
+    assert len(factors) == 2
+    for factor in factors:
+        assert factor.numel() == 16 * 1024
+        assert 0.99 * bound < factor.abs().max() <= bound
+        assert factor.abs().mean() == pytest.approx(bound / 2, rel=0.03)  # uniform on +-bound
+
+
+@pytest.mark.parametrize("strategy", ["lora", "dora"])
+def test_lora_a_initialisation_is_seeded(strategy):
+    first, again = lora_a(adapt_toy(strategy, False)), lora_a(adapt_toy(strategy, False))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], lora_a(adapt_toy(strategy, False, seed=1))[0])
+
+
+@pytest.mark.parametrize("strategy", ["lora", "dora"])
+def test_paper_lora_init_starts_as_the_frozen_encoder(strategy):
+    torch.manual_seed(0)
+    reference = toy_encoder(dim=32)  # the same weights adapt_toy draws first
+    adapted = adapt_toy(strategy, False, dim=32)
+    x = torch.randn(3, 32)
+    assert torch.allclose(adapted.attn.qkv(x), reference.attn.qkv(x), atol=1e-6)

@@ -29,8 +29,15 @@ FIXES: dict[str, tuple[str, str]] = {
     ),
     "lora_all_families": (
         "train",
-        "LoRA/DoRA adapt every model family (paper: only timm attention, so phikon, phikon_v2, "
-        "midnight12k, hibou_l and musk get no adapter and their LoRA/DoRA equal frozen)",
+        "LoRA/DoRA adapt every model through its adapter_targets (paper: only whitelisted names, "
+        "which omit PathOrchestra, and only timm/CONCH-v1.5 attention, which phikon, phikon_v2, "
+        "midnight12k, hibou_l and musk lack: these six get no adapter, LoRA/DoRA = frozen)",
+    ),
+    "standard_lora_init": (
+        "train",
+        "LoRA/DoRA's A factor drawn with fan_in = in_features as peft does, U(+-1/sqrt(in)) "
+        "(paper: the authors' (in, r) lora_a gets fan_in = r, U(+-1/sqrt(r)): 0.25 vs 0.031 at "
+        "r 16, D 1024)",
     ),
     "peft_dora": (
         "train",

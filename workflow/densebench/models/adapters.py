@@ -3,6 +3,8 @@
 CNNAdapter: a TransUNet ResNetV2 (weight-standardised convs, GroupNorm) run on the image in
 parallel with the frozen PFM; its 1/2, 1/4 and 1/8 maps feed the skip decoder. Its third stage
 (1/16) is computed and discarded under the paper's protocol, exactly as the authors' code does.
+A 1/4 or 1/8 map that is 1-2 px short is zero-padded for the skip only; the next stage runs on
+the unpadded map ([F] models/cnn_adapter.py, ResNetV2Adapter.forward).
 TransformerAdapter: `depth` new pre-norm ViT blocks over all tokens, then a fresh LayerNorm.
 """
 
@@ -62,12 +64,23 @@ def stage(cin: int, cout: int, units: int, stride: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad a map bottom/right to size x size (TransUNet's fix for odd sizes)."""
-    dh, dw = size - x.shape[-2], size - x.shape[-1]
-    if dh < 0 or dw < 0:
-        raise ValueError(f"feature map {tuple(x.shape[-2:])} larger than expected {size}")
-    return F.pad(x, (0, dw, 0, dh)) if dh or dw else x
+def pad_skip(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad a stage's output bottom/right to size x size for the skip list.
+
+    The authors' rule ([F] models/cnn_adapter.py, ResNetV2Adapter.forward, after block1 and
+    block2): when the map's height differs from int(in_size / k), copy it into the top-left of a
+    zero map of that size, asserting that 1 or 2 rows are missing (`assert pad < 3 and pad > 0`);
+    a larger map is never cropped. Only the skip is padded; the next stage gets the unpadded map.
+    """
+    short = size - x.shape[-2]
+    if short == 0:
+        return x
+    if not 0 < short < 3:
+        raise ValueError(
+            f"feature map {tuple(x.shape[-2:])} should be {size} x {size}: the authors pad 1 or "
+            "2 missing pixels only"
+        )
+    return F.pad(x, (0, size - x.shape[-1], 0, short))
 
 
 class CNNAdapter(nn.Module):
@@ -89,14 +102,18 @@ class CNNAdapter(nn.Module):
         self.compute_discarded_stage = compute_discarded_stage
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Image (B, 3, S, S) -> skips [1/8, 1/4, 1/2]."""
-        size = x.shape[-1]
+        """Image (B, 3, S, S) -> skips [1/8, 1/4, 1/2], as ResNetV2Adapter.forward of [F].
+
+        Each stage runs on the previous stage's unpadded output; only the copy in the skip list
+        is padded to int(S / 4) or int(S / 8).
+        """
+        size = x.shape[-2]
         half = self.root(x)
-        quarter = pad_to(self.stage1(self.pool(half)), size // 4)
-        eighth = pad_to(self.stage2(quarter), size // 8)
+        quarter = self.stage1(self.pool(half))
+        eighth = self.stage2(quarter)
         if self.compute_discarded_stage:
             self.stage3(eighth)  # the authors compute stage 3 and drop its output
-        return [eighth, quarter, half]
+        return [pad_skip(eighth, size // 8), pad_skip(quarter, size // 4), half]
 
 
 class TransformerAdapter(nn.Module):

@@ -24,7 +24,7 @@ class SegmentationModel(nn.Module):
         strategy = spec["strategy_record"]
         self.backbone = backbone
         self.adapted_modules = apply_encoder_strategy(
-            backbone.encoder, strategy, spec["model_record"], spec["fixes"]
+            backbone.encoder, strategy, spec["model_record"], spec["fixes"], spec["model"]
         )
         self.encoder_trains = any(p.requires_grad for p in backbone.parameters())
         fixes = spec["fixes"]

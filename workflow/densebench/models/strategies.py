@@ -7,9 +7,18 @@ peft scales by lora_alpha / r). dora: the authors' scalar-magnitude variant (den
 dora) or, with the `peft_dora` fix, peft's `use_dora`. cnn_adapter and transformer_adapter keep
 the encoder frozen and add their own trainable modules.
 
-The authors inject LoRA/DoRA by type into timm `Attention` modules only, so for encoders built
-by transformers or MUSK's own code nothing is adapted and "LoRA" is frozen; `protocol: paper`
-reproduces that (PAPER_ADAPTED_FAMILIES), the `lora_all_families` fix adapts every family.
+Which models the authors adapt ([F] models/lora.py equip_model_with_lora, models/dora.py
+equip_model_with_dora): only if the model's name is in their whitelist (`if pfm_name in [...]`,
+replacing timm `Attention` modules, or `elif pfm_name == 'conch_v1_5'`, replacing CONCH-v1.5's
+own attention); the whitelist omits PathOrchestra. Encoders built by transformers or MUSK's own
+code are whitelisted but hold no timm `Attention`, so nothing is replaced either. Then
+everything but lora_a/lora_b (and DoRA's m) is frozen, so such "LoRA" runs are frozen runs.
+`protocol: paper` reproduces both conditions (paper_adapts); the `lora_all_families` fix adapts
+every model through its `adapter_targets`.
+
+Init: peft draws lora_A as an (r, in) weight (bound 1/sqrt(in)); under `paper` it is redrawn as
+the authors' (in, r) `lora_a` (bound 1/sqrt(r), densebench.models.dora.lora_down_init) unless
+the `standard_lora_init` fix is on.
 """
 
 from __future__ import annotations
@@ -17,12 +26,55 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
 from torch import nn
+
+from densebench.models.dora import inject_paper_dora, lora_down_init
 
 FORBIDDEN_TARGETS = re.compile(r"(^|\.)patch_embed\.proj$")
 """LoRA must never adapt the patch embedding, whose name also ends in `proj`."""
 PAPER_ADAPTED_FAMILIES = frozenset({"timm", "conch"})
 """Families whose attention the authors' type-based LoRA/DoRA injection reaches."""
+AUTHORS_MODELS = frozenset(
+    {"gigapath", "uni_v1", "virchow_v1", "virchow_v2", "patho3dmatrix-vision", "conch_v1",
+     "conch_v1_5", "uni_v2", "phikon", "phikon_v2", "hoptimus_0", "hoptimus_1", "kaiko-vits8",
+     "kaiko-vits16", "kaiko-vitb8", "kaiko-vitb16", "kaiko-vitl14", "midnight12k",
+     "lunit_vits8", "hibou_l", "musk", "PathOrchestra"}
+)  # fmt: skip
+"""Model names the authors' code builds ([F] models/pfm_seg_models.py get_PFM_model)."""
+AUTHORS_LORA_MODELS = frozenset(
+    {"uni_v1", "uni_v2", "virchow_v2", "gigapath", "virchow_v1", "phikon", "phikon_v2",
+     "hibou_l", "musk", "lunit_vits8", "midnight12k", "hoptimus_0", "hoptimus_1",
+     "patho3dmatrix-vision", "kaiko-vitl14", "conch_v1", "conch_v1_5"}
+)  # fmt: skip
+"""The authors' LoRA/DoRA whitelist ([F] models/lora.py and models/dora.py, identical):
+the `if pfm_name in [...]` list plus the `elif pfm_name == 'conch_v1_5'` branch."""
+
+
+def paper_adapts(record: dict[str, Any], name: str | None = None) -> bool:
+    """Whether the authors' code gives a model LoRA/DoRA adapters: a whitelisted name (names
+    the authors do not know are not checked) and attention of the type they replace."""
+    named = name is None or name not in AUTHORS_MODELS or name in AUTHORS_LORA_MODELS
+    return named and record["family"] in PAPER_ADAPTED_FAMILIES
+
+
+def paper_lora_init(encoder: nn.Module) -> None:
+    """Redraw every peft lora_A as the authors' (in, r) `lora_a` (bound 1/sqrt(r)).
+
+    One draw per adapted layer in module order, so it is deterministic under torch.manual_seed;
+    lora_B stays zero, so the update (and peft DoRA's initial magnitude) is unchanged.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for module in encoder.modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        for down in module.lora_A.values():
+            weight = down.weight  # (r, in)
+            rank, fan = weight.shape
+            fresh = lora_down_init(fan, rank, device=weight.device, dtype=weight.dtype)
+            with torch.no_grad():
+                weight.copy_(fresh.T)
 
 
 def freeze(module: nn.Module) -> None:
@@ -32,9 +84,14 @@ def freeze(module: nn.Module) -> None:
 
 
 def inject_lora(
-    encoder: nn.Module, strategy: dict[str, Any], targets: str, use_dora: bool
+    encoder: nn.Module,
+    strategy: dict[str, Any],
+    targets: str,
+    use_dora: bool,
+    standard_init: bool = True,
 ) -> list[str]:
-    """Add peft LoRA/DoRA adapters in place; return the adapted module names (checked)."""
+    """Add peft LoRA/DoRA adapters in place (peft's init, or the authors' when
+    `standard_init` is off); return the adapted module names."""
     from peft import LoraConfig, inject_adapter_in_model
     from peft.tuners.lora import LoraLayer
 
@@ -48,8 +105,9 @@ def inject_lora(
         use_dora=use_dora,
     )
     inject_adapter_in_model(config, encoder)
-    adapted = [n for n, m in encoder.named_modules() if isinstance(m, LoraLayer)]
-    return adapted
+    if not standard_init:
+        paper_lora_init(encoder)
+    return [n for n, m in encoder.named_modules() if isinstance(m, LoraLayer)]
 
 
 def check_adapted(adapted: list[str], targets: str) -> None:
@@ -62,15 +120,20 @@ def check_adapted(adapted: list[str], targets: str) -> None:
 
 
 def apply_encoder_strategy(
-    encoder: nn.Module, strategy: dict[str, Any], record: dict[str, Any], fixes: dict[str, bool]
+    encoder: nn.Module,
+    strategy: dict[str, Any],
+    record: dict[str, Any],
+    fixes: dict[str, bool],
+    name: str | None = None,
 ) -> list[str]:
-    """Freeze, unfreeze or adapt the encoder per the strategy; return the adapted modules."""
+    """Freeze, unfreeze or adapt the encoder of model `name` per the strategy; return the
+    adapted modules."""
     kind = strategy["encoder"]
     if kind == "full":
         return []
     if kind == "frozen" or (
         kind in ("lora", "dora")
-        and record["family"] not in PAPER_ADAPTED_FAMILIES
+        and not paper_adapts(record, name)
         and not fixes["lora_all_families"]
     ):
         freeze(encoder)
@@ -78,13 +141,12 @@ def apply_encoder_strategy(
     if kind not in ("lora", "dora"):
         raise ValueError(f"unknown encoder treatment {kind!r}; valid: frozen, full, lora, dora")
     targets = record["adapter_targets"]
+    standard_init = fixes.get("standard_lora_init", False)  # absent: the paper's init
     if kind == "dora" and not fixes["peft_dora"]:
-        from densebench.models.dora import inject_paper_dora
-
-        scale = float(strategy["alpha"])
-        adapted = inject_paper_dora(encoder, targets, int(strategy["rank"]), scale)
+        rank, scale = int(strategy["rank"]), float(strategy["alpha"])
+        adapted = inject_paper_dora(encoder, targets, rank, scale, standard_init)
     else:
-        adapted = inject_lora(encoder, strategy, targets, use_dora=kind == "dora")
+        adapted = inject_lora(encoder, strategy, targets, kind == "dora", standard_init)
     for name, param in encoder.named_parameters():
         param.requires_grad_("lora_" in name)
     check_adapted(adapted, targets)
