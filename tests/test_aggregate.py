@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from densebench.aggregate import COLUMNS, aggregate, import_published
-from densebench.metrics import METRICS, score_run, write_table
+from densebench.metrics import CLASS_METRICS, METRICS, score_run, write_table
+
+PER_RUN = len(METRICS) + len(CLASS_METRICS) * 3  # 8 headline + 5 per class x 3 classes
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_aggregate_concatenates_and_sorts(tmp_path: Path) -> None:
     ]
     table = aggregate(paths)
     assert list(table.columns) == list(COLUMNS)
-    assert len(table) == 4 * len(METRICS)
+    assert len(table) == 4 * PER_RUN
     assert set(table["source"]) == {"reproduced"}
     order = list(
         dict.fromkeys(zip(table["dataset"], table["strategy"], table["model"], strict=True))
@@ -58,12 +60,19 @@ def test_aggregate_concatenates_and_sorts(tmp_path: Path) -> None:
         ("kumar", "lora", "uni_v1"),
     ]
     for _, group in table.groupby(["dataset", "strategy", "model"], sort=False):
-        assert list(group["metric"]) == list(METRICS)  # published order, not alphabetical
+        # published order, not alphabetical; then per class index the per-class metrics
+        assert list(group["metric"]) == [*METRICS, *CLASS_METRICS * 3]
+        assert group["class"].iloc[: len(METRICS)].isna().all()
+        assert group["class"].iloc[len(METRICS) :].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+        assert (
+            group["class_name"].iloc[len(METRICS) :].tolist() == ["a"] * 5 + ["b"] * 5 + ["c"] * 5
+        )
+    assert str(table["class"].dtype) == "Int64"
     first = pd.read_csv(paths[1])
     got = table[(table["dataset"] == "BCSS") & (table["model"] == "uni_v1")]
     got = got[got["strategy"] == "lora"]
     assert got["boot_mean"].tolist() == first["boot_mean"].tolist()
-    assert got["n_images"].tolist() == [6] * len(METRICS)
+    assert got["n_images"].tolist() == [6] * PER_RUN
 
 
 def test_aggregate_rejects_duplicates_across_files(tmp_path: Path) -> None:
@@ -99,6 +108,31 @@ def test_aggregate_unknown_metric(tmp_path: Path) -> None:
         aggregate([bad])
 
 
+def test_aggregate_per_class_validation(tmp_path: Path) -> None:
+    a = _run_csv(tmp_path, "BCSS", "uni_v1", "lora", 1)
+    df = pd.read_csv(a)
+    cases = {
+        "dup.csv": (pd.concat([df, df.iloc[[10]]]), r"dup\.csv.*duplicate.*'Precision', 0\)"),
+        "noclass.csv": (df.assign(**{"class": df["class"].where(df["metric"] != "Dice")}), "Dice"),
+        "headclass.csv": (df.assign(**{"class": df["class"].fillna(0)}), "mIoU"),
+    }
+    for name, (frame, message) in cases.items():
+        frame.to_csv(tmp_path / name, index=False)
+        with pytest.raises(ValueError, match=message):
+            aggregate([tmp_path / name])
+
+
+def test_aggregate_accepts_headline_only_tables(tmp_path: Path) -> None:
+    """A per-run table scored before the per-class rows existed: headline rows, no class columns."""
+    a = _run_csv(tmp_path, "BCSS", "uni_v1", "lora", 1)
+    df = pd.read_csv(a)
+    old = tmp_path / "old.csv"
+    df[df["class"].isna()].drop(columns=["class", "class_name"]).to_csv(old, index=False)
+    table = aggregate([old])
+    assert list(table.columns) == list(COLUMNS)
+    assert list(table["metric"]) == list(METRICS) and table["class"].isna().all()
+
+
 def test_aggregate_empty() -> None:
     table = aggregate([])
     assert table.empty and list(table.columns) == list(COLUMNS)
@@ -113,6 +147,7 @@ def test_import_published_reference_file(published_frozen: Path) -> None:
     assert set(table["strategy"]) == {"frozen"} and set(table["source"]) == {"published"}
     assert not table[["boot_mean", "ci_lower", "ci_upper"]].isna().any().any()
     assert table[["point", "boot_std", "n_images", "replicates", "seed"]].isna().all().all()
+    assert table[["class", "class_name"]].isna().all().all()  # headline rows only
     assert (
         (table["ci_lower"] <= table["boot_mean"]) & (table["boot_mean"] <= table["ci_upper"])
     ).all()
@@ -133,6 +168,9 @@ def test_import_published_combines_with_reproduced(tmp_path: Path, published_fro
     )
     assert list(both.columns) == list(COLUMNS)
     assert set(both["source"]) == {"reproduced", "published"}
+    assert str(both["class"].dtype) == "Int64"
+    assert (both["source"] == "published").sum() == 6 * len(METRICS)
+    assert (both["source"] == "reproduced").sum() == PER_RUN
 
 
 def test_import_published_rejects_missing_metric(tmp_path: Path) -> None:

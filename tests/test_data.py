@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.paper_lists import TEST_ORDER, write_tnbc_store
 
 from densebench.data import SegmentationSplit, epoch_order, resize_pair
 
@@ -55,3 +56,17 @@ def test_epoch_order_is_a_seeded_permutation():
     assert sorted(epoch_order(10, 1, 0)) == list(range(10))
     assert epoch_order(10, 1, 0) == epoch_order(10, 1, 0)
     assert epoch_order(10, 1, 0) != epoch_order(10, 1, 1)
+
+
+def test_paper_split_items_come_in_list_order(tmp_path):
+    """Under the paper policy item k of the test split is the k-th entry of the authors' list."""
+    store = write_tnbc_store(tmp_path / "paper.zarr")
+    data = SegmentationSplit(store, "test", None, MEAN, STD)
+    assert tuple(data.sample_id(k) for k in range(len(data))) == TEST_ORDER
+    for k in range(len(data)):
+        _, mask = data.store.read(data.indices[k])
+        assert torch.equal(data[k][1], torch.from_numpy(mask).long())
+    seeded = SegmentationSplit(
+        write_tnbc_store(tmp_path / "s.zarr", "seeded"), "test", None, MEAN, STD
+    )
+    assert seeded.indices == sorted(seeded.indices)

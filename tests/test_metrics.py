@@ -11,11 +11,16 @@ import pytest
 
 import densebench.metrics as metrics_module
 from densebench.metrics import (
+    CLASS_METRICS,
     DEFINITIONS,
     EPS,
     METRICS,
     bootstrap,
+    bootstrap_all,
+    bootstrap_classes,
     bootstrap_indices,
+    compute_class_metrics,
+    compute_class_metrics_batch,
     compute_metrics,
     compute_metrics_batch,
     replicate_counts,
@@ -46,8 +51,7 @@ def reference_metrics(m: np.ndarray) -> dict[str, float]:
             dice.append(2 * tp / (2 * tp + fp + fn + EPS))
         else:
             iou_k = 0.0
-        if total > 0:
-            fwiou += (tp + fn) / total * iou_k
+        fwiou += (tp + fn) / (total + EPS) * iou_k  # the authors' weights: row / (sum + EPS)
         if tp + fn > 0:
             acc.append(r)
         if tp + fp > 0:
@@ -265,14 +269,20 @@ def test_score_run(tmp_path: Path) -> None:
     keys = {"dataset": "BCSS", "model": "uni_v1", "strategy": "frozen"}
     df = score_run(npz, keys, replicates=50, seed=42)
     assert list(df.columns) == [
-        "dataset", "model", "strategy", "metric", "point", "boot_mean", "ci_lower",
-        "ci_upper", "boot_std", "n_images", "replicates", "seed", "definitions",
+        "dataset", "model", "strategy", "metric", "class", "class_name", "point", "boot_mean",
+        "ci_lower", "ci_upper", "boot_std", "n_images", "replicates", "seed", "definitions",
         "exclude_background",
     ]  # fmt: skip
-    assert list(df["metric"]) == list(METRICS)
+    assert len(df) == len(METRICS) + len(CLASS_METRICS) * 4
+    head = df.iloc[: len(METRICS)]
+    assert list(head["metric"]) == list(METRICS) and head["class"].isna().all()
+    assert head["class_name"].isna().all()
+    assert list(df["metric"].iloc[len(METRICS) :]) == list(CLASS_METRICS) * 4
+    assert list(df["class"].iloc[len(METRICS) :]) == [c for c in range(4) for _ in CLASS_METRICS]
+    assert set(df["class_name"].dropna()) == {"c0", "c1", "c2", "c3"}
     assert set(df["n_images"]) == {12} and set(df["replicates"]) == {50} and set(df["seed"]) == {42}
     stats = bootstrap(per_image, 50, 42)
-    for rec in df.to_dict("records"):
+    for rec in head.to_dict("records"):
         assert rec["boot_mean"] == stats[rec["metric"]]["boot_mean"]
         assert rec["dataset"] == "BCSS"
 
@@ -322,8 +332,7 @@ def reference_standard_metrics(m: np.ndarray, exclude_background: bool = False) 
         dice.append(2 * tp / (2 * tp + fp + fn + EPS))
         prec.append(tp / (tp + fp + EPS))
         rec.append(tp / (tp + fn + EPS))
-        if counted_total > 0:
-            fwiou += (tp + fn) / counted_total * iou[-1]
+        fwiou += (tp + fn) / (counted_total + EPS) * iou[-1]
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
@@ -520,7 +529,7 @@ PAPER_GOLDEN = {
     "mIoU": 0.3869463866233067,
     "Pixel_Accuracy": 0.6999999996499999,
     "Mean_Accuracy": 0.5166666660875,
-    "Frequency_Weighted_IoU": 0.5258741254390923,
+    "Frequency_Weighted_IoU": 0.5258741251761553,  # was ...54390923 before the weights' EPS
     "Mean_Dice": 0.48926237135596723,
     "Mean_Precision": 0.6969696962687479,
     "Mean_Recall": 0.5166666660875,
@@ -605,9 +614,9 @@ def test_score_run_standard_columns(tmp_path: Path, exclude_background: bool) ->
     assert columns[: columns.index("seed") + 1] == [*keys, *metrics_module.RUN_COLUMNS]
     assert columns[columns.index("seed") + 1 :] == ["definitions", "exclude_background"]
     assert set(df["definitions"]) == {"standard"}
-    assert df["exclude_background"].tolist() == [exclude_background] * len(METRICS)
+    assert df["exclude_background"].tolist() == [exclude_background] * len(df)
     stats = bootstrap(per_image, 50, 42, **options)
-    for rec in df.to_dict("records"):
+    for rec in df.iloc[: len(METRICS)].to_dict("records"):
         for stat in ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std"):
             assert rec[stat] == stats[rec["metric"]][stat]
     paper = score_run(npz, keys, replicates=50, seed=42)
@@ -651,3 +660,224 @@ def test_bootstrap_standard_uses_the_same_draws(monkeypatch: pytest.MonkeyPatch)
     # same draws: the metrics that share their definition agree bit for bit
     assert results["standard"]["mIoU"] == results["paper"]["mIoU"]
     assert results["standard"]["Mean_F1"] != results["paper"]["Mean_F1"]
+
+
+# --- Frequency_Weighted_IoU weights (issue 8, item 5) ------------------------------------------
+
+
+def test_fwiou_weights_divide_by_total_plus_eps() -> None:
+    """Weights row_c / (sum M + EPS), as the authors' `class_frequencies / (total + 1e-8)`."""
+    eye = np.eye(2, dtype=np.int64)  # rows 1, 1; IoU_c = 1 / (1 + EPS)
+    iou = 1 / (1 + EPS)
+    want = 1 / (2 + EPS) * iou + 1 / (2 + EPS) * iou
+    assert want != pytest.approx(iou, rel=0, abs=1e-12)  # dividing by sum M alone gives iou
+    m = np.array([[3, 1], [2, 4]])  # rows 4, 6; IoU = 3 / (3 + 2 + 1), 4 / (4 + 1 + 2)
+    want_m = 4 / (10 + EPS) * (3 / (6 + EPS)) + 6 / (10 + EPS) * (4 / (7 + EPS))
+    for definitions in DEFINITIONS:
+        got = compute_metrics(eye, definitions=definitions)["Frequency_Weighted_IoU"]
+        assert got == pytest.approx(want, rel=0, abs=1e-15)
+        got = compute_metrics(m, definitions=definitions)["Frequency_Weighted_IoU"]
+        assert got == pytest.approx(want_m, rel=0, abs=1e-15)
+    # background excluded: foreground frequencies row_c / (sum_{c>=1} row + EPS)
+    options = {"definitions": "standard", "exclude_background": True}
+    got = compute_metrics(m, **options)["Frequency_Weighted_IoU"]
+    assert got == pytest.approx(6 / (6 + EPS) * (4 / (7 + EPS)), rel=0, abs=1e-15)
+    assert compute_metrics(np.zeros((2, 2)), **options)["Frequency_Weighted_IoU"] == 0.0
+
+
+# --- per-class metrics (issue 8, item 6) --------------------------------------------------------
+
+
+def reference_class_metrics(
+    m: np.ndarray, definitions: str = "paper", exclude_background: bool = False
+) -> dict[str, list[float]]:
+    """Per-class loop: the authors' IoU/Dice/Precision/Recall/F1_Class_c, or the standard ones."""
+    m = np.asarray(m, dtype=np.int64)
+    out: dict[str, list[float]] = {name: [] for name in CLASS_METRICS}
+    for k in range(m.shape[0]):
+        tp = int(m[k, k])
+        fp = int(m[:, k].sum()) - tp
+        fn = int(m[k, :].sum()) - tp
+        p = tp / (tp + fp + EPS) if tp + fp > 0 else 0.0
+        r = tp / (tp + fn + EPS) if tp + fn > 0 else 0.0
+        union = tp + fp + fn > 0
+        iou = tp / (tp + fp + fn + EPS) if union else 0.0
+        dice = 2 * tp / (2 * tp + fp + fn + EPS) if union else 0.0
+        if definitions == "paper":
+            f1 = 2 * p * r / (p + r + EPS) if p + r > 0 else 0.0
+            values = [iou, dice, p, r, f1]
+        elif union and not (exclude_background and k == 0):
+            values = [iou, dice, tp / (tp + fp + EPS), tp / (tp + fn + EPS), dice]
+        else:
+            values = [math.nan] * 5
+        for name, value in zip(CLASS_METRICS, values, strict=True):
+            out[name].append(value)
+    return out
+
+
+CLASS_OPTIONS = [
+    {"definitions": "paper"},
+    {"definitions": "standard"},
+    {"definitions": "standard", "exclude_background": True},
+]
+
+
+@pytest.mark.parametrize("options", CLASS_OPTIONS)
+def test_class_metrics_match_reference_loop(matrices: list[np.ndarray], options: dict) -> None:
+    assert CLASS_METRICS == ("IoU", "Dice", "Precision", "Recall", "F1")
+    for m in [*matrices, *EDGE_MATRICES]:
+        got = compute_class_metrics(m, **options)
+        want = reference_class_metrics(m, **options)
+        assert list(got) == list(CLASS_METRICS)
+        for name in CLASS_METRICS:
+            assert got[name].shape == (m.shape[0],)
+            assert got[name].tolist() == pytest.approx(want[name], abs=1e-12, rel=0, nan_ok=True)
+
+
+def test_class_metrics_hand_example() -> None:
+    """HAND_NEVER_PREDICTED: class 2 present, never predicted (TP = FP = 0, FN = 2)."""
+    paper = compute_class_metrics(HAND_NEVER_PREDICTED)
+    expected = {
+        "IoU": [8 / 13, 6 / 11, 0.0],
+        "Dice": [16 / 21, 12 / 17, 0.0],
+        "Precision": [8 / 11, 6 / 9, 0.0],  # reported as 0, not dropped
+        "Recall": [8 / 10, 6 / 8, 0.0],
+        "F1": [16 / 21, 12 / 17, 0.0],
+    }
+    for name, values in expected.items():
+        assert paper[name].tolist() == pytest.approx(values, rel=1e-7, abs=1e-12)
+    # Mean_Dice is the mean of the per-class Dice (class 2 valid); Mean_Precision drops class 2
+    means = compute_metrics(HAND_NEVER_PREDICTED)
+    assert means["Mean_Dice"] == pytest.approx(paper["Dice"].mean(), rel=1e-12)
+    assert means["Mean_Precision"] == pytest.approx(paper["Precision"][:2].mean(), rel=1e-12)
+    standard = compute_class_metrics(HAND_PREDICTED_ABSENT, definitions="standard")
+    assert standard["IoU"].tolist() == pytest.approx([6 / 9, 0.0, 0.0], rel=1e-7)
+    absent = compute_class_metrics(np.array([[5, 0], [0, 0]]), definitions="standard")
+    assert all(math.isnan(absent[name][1]) for name in CLASS_METRICS)  # undefined, not 0
+    assert compute_class_metrics(np.array([[5, 0], [0, 0]]))["IoU"][1] == 0.0  # paper: 0
+
+
+@pytest.mark.parametrize("options", CLASS_OPTIONS)
+def test_class_batch_equals_single(options: dict) -> None:
+    stack = _stack(4, n=50, c=6)
+    batch = compute_class_metrics_batch(stack, **options)
+    for i, m in enumerate(stack):
+        single = compute_class_metrics(m, **options)
+        for name in CLASS_METRICS:
+            np.testing.assert_array_equal(batch[name][i], single[name])
+
+
+def reference_class_bootstrap(per_image: np.ndarray, replicates: int, seed: int, **options):
+    """The authors' bootstrap_evaluation loop for the per-class keys (NaN replicates dropped)."""
+    np.random.seed(seed)
+    n, c = per_image.shape[:2]
+    values = {(name, k): [] for name in CLASS_METRICS for k in range(c)}
+    for _ in range(replicates):
+        idx = np.random.choice(n, size=n, replace=True)
+        got = reference_class_metrics(per_image[idx].sum(axis=0), **options)
+        for name in CLASS_METRICS:
+            for k in range(c):
+                values[(name, k)].append(got[name][k])
+    out = {}
+    for key, vals in values.items():
+        arr = np.array(vals)
+        arr = arr[~np.isnan(arr)]
+        if arr.size == 0:
+            out[key] = None
+            continue
+        out[key] = {
+            "boot_mean": float(np.mean(arr)),
+            "ci_lower": float(np.percentile(arr, 2.5)),
+            "ci_upper": float(np.percentile(arr, 97.5)),
+            "boot_std": float(np.std(arr)),
+        }
+    return out
+
+
+def _sparse_stack() -> np.ndarray:
+    """40 images x 5 classes; class 4 is in 2 images only, so many replicates lack it."""
+    stack = _stack(21, n=40, c=5)
+    stack[:, 4, :] = 0
+    stack[:, :, 4] = 0
+    stack[[3, 17], 4, 4] = [30, 12]
+    stack[3, 4, 0] = 5
+    return stack
+
+
+@pytest.mark.parametrize("options", CLASS_OPTIONS)
+def test_class_bootstrap_matches_reference_loop(options: dict) -> None:
+    per_image = _sparse_stack()
+    got = bootstrap_classes(per_image, replicates=300, seed=42, **options)
+    want = reference_class_bootstrap(per_image, 300, 42, **options)
+    point = reference_class_metrics(per_image.sum(axis=0), **options)
+    assert list(got) == list(CLASS_METRICS)
+    for name in CLASS_METRICS:
+        assert len(got[name]) == per_image.shape[1]
+        for k, stats in enumerate(got[name]):
+            assert stats["point"] == pytest.approx(point[name][k], abs=1e-12, nan_ok=True)
+            ref = want[(name, k)]
+            if ref is None:  # never defined (the excluded background)
+                assert all(math.isnan(stats[s]) for s in ("boot_mean", "ci_lower", "ci_upper"))
+                continue
+            for stat, value in ref.items():
+                assert stats[stat] == pytest.approx(value, abs=1e-12, rel=1e-12), (name, k, stat)
+            assert 0.0 <= stats["ci_lower"] <= stats["ci_upper"] <= 1.0
+            assert stats["boot_std"] >= 0.0
+
+
+def test_class_bootstrap_ci_ordering_and_definitions() -> None:
+    per_image = _sparse_stack()
+    paper = bootstrap_classes(per_image, replicates=300, seed=42)
+    standard = bootstrap_classes(per_image, replicates=300, seed=42, definitions="standard")
+    fg = bootstrap_classes(
+        per_image, replicates=300, seed=42, definitions="standard", exclude_background=True
+    )
+    for name in CLASS_METRICS:
+        for k in range(4):  # classes present in (nearly) every replicate
+            s = paper[name][k]
+            assert s["ci_lower"] <= s["boot_mean"] <= s["ci_upper"], (name, k)
+        # class 4 is absent from ~1/4 of the replicates: 0 there under the paper, undefined
+        # (dropped) under standard, so the paper's mean is lower and its CI reaches 0
+        assert paper[name][4]["ci_lower"] == 0.0
+        assert standard[name][4]["boot_mean"] > paper[name][4]["boot_mean"]
+        assert standard[name][4]["ci_lower"] > 0.0
+        assert math.isnan(fg[name][0]["boot_mean"]) and math.isnan(fg[name][0]["point"])
+        assert fg[name][1:] == standard[name][1:]  # excluding class 0 changes no other class
+    assert [s["boot_mean"] for s in standard["F1"]] == [s["boot_mean"] for s in standard["Dice"]]
+
+
+def test_bootstrap_all_shares_one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = metrics_module.bootstrap_indices
+
+    def spy(n: int, replicates: int, seed: int) -> np.ndarray:
+        calls.append((n, replicates, seed))
+        return original(n, replicates, seed)
+
+    monkeypatch.setattr(metrics_module, "bootstrap_indices", spy)
+    per_image = _stack(11)
+    headline, per_class = bootstrap_all(per_image, replicates=200, seed=42)
+    assert calls == [(40, 200, 42)]
+    assert headline == bootstrap(per_image, replicates=200, seed=42)
+    assert per_class == bootstrap_classes(per_image, replicates=200, seed=42)
+
+
+@pytest.mark.parametrize("options", CLASS_OPTIONS)
+def test_score_run_per_class_rows(tmp_path: Path, options: dict) -> None:
+    per_image = _sparse_stack()
+    npz = tmp_path / "confusion.npz"
+    _write_npz(npz, per_image)
+    df = score_run(npz, {"dataset": "BCSS"}, replicates=100, seed=42, **options)
+    assert len(df) == len(METRICS) + len(CLASS_METRICS) * 5
+    stats = bootstrap_classes(per_image, 100, 42, **options)
+    rows = df[df["class"].notna()]
+    for rec in rows.to_dict("records"):
+        want = stats[rec["metric"]][rec["class"]]
+        assert rec["class_name"] == f"c{rec['class']}"
+        for stat in ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std"):
+            assert rec[stat] == pytest.approx(want[stat], rel=0, abs=0, nan_ok=True)
+    back = tmp_path / "scores.csv"
+    write_table(df, back)
+    read = pd.read_csv(back)
+    assert read["class"].isna().sum() == len(METRICS)
+    assert read["class"].dropna().astype(int).tolist() == rows["class"].tolist()

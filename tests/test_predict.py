@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.paper_lists import (
+    PIXEL_SPEC,
+    TEST_ORDER,
+    expected_confusion,
+    red_model,
+    write_tnbc_store,
+)
 
 from densebench.predict import predict_matrices, sliding_window_logits, window_starts
 from densebench.runtime import amp_dtype, confusion
@@ -83,3 +90,17 @@ def test_confusion_counts_every_valid_pixel_once():
     counts = confusion(pred, target, 3, 255)
     assert counts.sum().item() == 50
     assert counts[0].trace().item() == int((pred[0] == target[0]).sum())
+
+
+def test_paper_store_matrices_come_in_list_order(tmp_path):
+    """The test split's confusion matrices follow the authors' test list, image by image."""
+    from densebench.store import DatasetStore
+
+    store = write_tnbc_store(tmp_path / "paper.zarr")
+    matrices, ids = predict_matrices(red_model, PIXEL_SPEC, store, torch.device("cpu"))
+    assert tuple(ids) == TEST_ORDER
+    reader = DatasetStore(store)
+    where = {m["id"]: i for i, m in enumerate(reader.samples)}
+    expected = [expected_confusion(*reader.read(where[i])) for i in TEST_ORDER]
+    assert matrices.tolist() == [m.tolist() for m in expected]
+    assert len({m.tobytes() for m in matrices}) == len(TEST_ORDER)  # all distinct

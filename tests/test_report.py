@@ -189,3 +189,39 @@ def test_figure3_many_datasets_grid() -> None:
 def test_figure3_unknown_metric() -> None:
     with pytest.raises(ValueError, match="no rows"):
         build_figure3(make_table(), metric="Dice")
+
+
+def with_class_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The table plus per-class rows (class 0 and 1 of every cell), as `densebench score` writes."""
+    from densebench.metrics import CLASS_METRICS
+
+    head = table[table["metric"] == "mIoU"]
+    extra = [
+        head.assign(metric=name, **{"class": k, "class_name": f"c{k}", "boot_mean": 0.01 * k})
+        for k in (0, 1)
+        for name in CLASS_METRICS
+    ]
+    return sort_table(pd.concat([table, *extra], ignore_index=True))
+
+
+def test_reports_use_only_headline_metrics(tmp_path: Path) -> None:
+    table = make_table()
+    full = with_class_rows(table)
+    assert len(full) > len(table) and full["class"].notna().any()
+    csv = tmp_path / "results.csv"
+    full.to_csv(csv, index=False)
+    read = pd.read_csv(csv)  # as `densebench tables` / `figure3` read it
+    plain = strategy_tables(table, tmp_path / "plain", NAMES)
+    mixed = strategy_tables(read, tmp_path / "mixed", NAMES)
+    assert [p.relative_to(tmp_path / "mixed") for p in mixed] == [
+        p.relative_to(tmp_path / "plain") for p in plain
+    ]
+    for a, b in zip(plain, mixed, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    png, pdf = tmp_path / "a.png", tmp_path / "a.pdf"
+    figure3(table, png, pdf, display_names=NAMES)
+    png2, pdf2 = tmp_path / "b.png", tmp_path / "b.pdf"
+    figure3(read, png2, pdf2, display_names=NAMES)
+    assert png.read_bytes() == png2.read_bytes()
+    with pytest.raises(ValueError, match="headline metric"):
+        build_figure3(full, metric="IoU")

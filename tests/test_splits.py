@@ -6,8 +6,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from tests.paper_lists import TEST_ORDER, list_stems, listing
 
-from densebench.splits import assign_splits
+from densebench.splits import assign_splits, paper_positions, paper_split
 
 FRACTIONS = (0.7, 0.2, 0.1)
 
@@ -97,3 +98,17 @@ def test_errors(kwargs, message):
     args |= {"fractions": FRACTIONS, "seed": 0} | kwargs
     with pytest.raises(ValueError, match=message):
         assign_splits(**args)
+
+
+def test_paper_positions_follow_the_published_list_order():
+    """Each sample's position in its split of the authors' list; None if the list omits it."""
+    ids = [*sorted(list_stems("train") + list_stems("val") + list_stems("test")), "unlisted_0"]
+    positions = paper_positions(ids, listing(), "TNBC")
+    splits = paper_split(ids, listing(), "TNBC")
+    assert positions[-1] is None and splits[-1] == "unused"
+    for split in ("train", "val", "test"):
+        members = [(p, i) for i, s, p in zip(ids, splits, positions, strict=True) if s == split]
+        assert [i for _, i in sorted(members)] == list_stems(split)
+    test = sorted((p, i) for i, s, p in zip(ids, splits, positions, strict=True) if s == "test")
+    assert tuple(i for _, i in test) == TEST_ORDER
+    assert [i for i, s in zip(ids, splits, strict=True) if s == "test"] != list(TEST_ORDER)

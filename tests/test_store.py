@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from tests.paper_lists import TEST_ORDER, list_stems, write_tnbc_store
 
 from densebench import __version__
 from densebench.converters import Sample, get_converter
@@ -283,3 +284,26 @@ def test_read_in_forked_child(samples, tmp_path):
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("child process hung reading the store")
+
+
+def test_paper_store_iterates_splits_in_list_order(tmp_path):
+    """Policy "paper": samples keep store order, each split iterates in the authors' list order."""
+    store = DatasetStore(write_tnbc_store(tmp_path / "paper.zarr"))
+    ids = [m["id"] for m in store.samples]
+    assert ids == [*sorted(ids[:-1]), "unlisted_0"]  # store order: the converter's (sorted)
+
+    def split_ids(split: str) -> list[str]:
+        return [ids[i] for i in store.indices(split)]
+
+    assert tuple(split_ids("test")) == TEST_ORDER  # 02_2, 06_2, 01_6, 09_4, 06_1
+    assert split_ids("train") == list_stems("train") and split_ids("val") == list_stems("val")
+    positions = {m["id"]: m["list_index"] for m in store.samples}
+    assert [positions[i] for i in TEST_ORDER] == [0, 1, 2, 3, 4]
+    assert positions["unlisted_0"] is None and store.samples[-1]["split"] == "unused"
+
+
+def test_other_policies_keep_store_order(tmp_path):
+    store = DatasetStore(write_tnbc_store(tmp_path / "seeded.zarr", policy="seeded"))
+    assert all("list_index" not in m for m in store.samples)
+    for split in ("train", "val", "test"):
+        assert store.indices(split) == sorted(store.indices(split)) and store.indices(split)

@@ -35,6 +35,8 @@ class SegmentationSplit(Dataset):
 
     Images are resized to size x size (size None: native resolution); training splits
     (augment=True) use the paper's augmentation pipeline instead, which crops to size x size.
+    Item k is the k-th sample of `DatasetStore.indices(split)`: the authors' list order in a
+    store written with their split list, else store order.
     """
 
     def __init__(

@@ -13,8 +13,15 @@ value is averaged over its own "valid" class set, background (class 0) always in
 - Mean_F1: classes with P_c+R_c > 0 (i.e. TP_c > 0) of 2 P_c R_c / (P_c + R_c + EPS), which drops
   the never-hit classes and so inflates it (Mean_F1 = Mean_Dice |V_Dice| / |V_F1|).
 
-Pixel_Accuracy = sum TP / (sum M + EPS); Frequency_Weighted_IoU = sum_c (row_c / sum M) IoU_c with
-IoU_c = 0 for invalid classes.
+Pixel_Accuracy = sum TP / (sum M + EPS); Frequency_Weighted_IoU = sum_c (row_c / (sum M + EPS))
+IoU_c with IoU_c = 0 for invalid classes (the EPS in the weights' denominator is the authors'
+``weights = class_frequencies / (total_pixels + 1e-8)``).
+
+Per-class values (``CLASS_METRICS``; the authors' ``IoU_Class_c``, ``Dice_Class_c``,
+``Precision_Class_c``, ``Recall_Class_c``, ``F1_Class_c``), for every class c: IoU_c, Dice_c,
+P_c = TP/(TP+FP+EPS), R_c = TP/(TP+FN+EPS) and F1_c = 2 P_c R_c / (P_c + R_c + EPS), each set to
+0 outside its valid set (IoU/Dice: TP+FP+FN = 0; P: TP+FP = 0; R: TP+FN = 0; F1: P+R = 0). The
+zeros are reported and enter the bootstrap like any value.
 
 ``definitions="standard"`` (the ``corrected`` protocol): one valid set for every per-class mean,
 V = {c : TP_c + FP_c + FN_c > 0} (classes in the ground truth or the prediction):
@@ -25,23 +32,30 @@ V = {c : TP_c + FP_c + FN_c > 0} (classes in the ground truth or the prediction)
 - Mean_Recall = Mean_Accuracy = mean over V of TP/(TP+FN+EPS): a predicted but absent class
   counts 0;
 - Mean_F1 = mean over V of 2TP/(2TP+FP+FN+EPS), i.e. exactly Mean_Dice;
-- Pixel_Accuracy and Frequency_Weighted_IoU as in the paper.
+- Pixel_Accuracy and Frequency_Weighted_IoU as in the paper (EPS in both denominators).
+
+Per-class values under ``"standard"``: IoU_c, Dice_c, P_c, R_c as above and F1_c = Dice_c for
+c in V; NaN (undefined, not 0) for c outside V. A class's bootstrap statistics are taken over
+the replicates in which it is defined (NaN if none).
 
 ``exclude_background=True`` (only with ``"standard"``; the paper always includes class 0) removes
 class 0 from V for every per-class mean (mIoU, Dice, Precision, Recall/Accuracy, F1); from the
 Frequency_Weighted_IoU sum, whose frequencies become relative to the non-background ground-truth
-pixels, sum_{c>=1} (row_c / sum_{c>=1} row_k) IoU_c; and turns Pixel_Accuracy into foreground
-pixel accuracy, sum_{c>=1} TP_c / (sum_{c>=1} row_c + EPS). Background pixels predicted as a
-foreground class still count as that class's false positives.
+pixels, sum_{c>=1} (row_c / (sum_{c>=1} row_k + EPS)) IoU_c; and turns Pixel_Accuracy into
+foreground pixel accuracy, sum_{c>=1} TP_c / (sum_{c>=1} row_c + EPS). Background pixels
+predicted as a foreground class still count as that class's false positives. Class 0's
+per-class values are then NaN (not scored).
 
 Conventions (not in the paper, which never meets the cases): a mean over an empty valid set is
-0.0 (e.g. an all-zero matrix, or a background-only one with the background excluded), and
-Frequency_Weighted_IoU is 0.0 when its denominator (all pixels, or the non-background pixels) is
-0; Pixel_Accuracy is then 0.0 through EPS.
+0.0 (e.g. an all-zero matrix, or a background-only one with the background excluded);
+Frequency_Weighted_IoU and Pixel_Accuracy are 0.0 through EPS when their denominator (all
+pixels, or the non-background pixels) is 0.
 
 The bootstrap reproduces the authors' random stream: ``RandomState(seed)`` and, per replicate in
 order, ``choice(N, N, replace=True)``; the published "mean" is the mean of the replicate values.
 The draws depend on (N, replicates, seed) only, so both definitions see the same replicates.
+Image index i is the i-th per-image matrix: the authors' test-list order for a store written with
+their split list (``DatasetStore.indices``), as in ``infer_bootstrap.py::bootstrap_evaluation``.
 """
 
 from __future__ import annotations
@@ -70,8 +84,20 @@ METRICS: tuple[str, ...] = (
     "Mean_F1",
 )
 
+CLASS_METRICS: tuple[str, ...] = ("IoU", "Dice", "Precision", "Recall", "F1")
+"""Per-class metrics: tidy rows (metric, class) = the authors' key ``{metric}_Class_{class}``."""
+
 STAT_COLUMNS: tuple[str, ...] = ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std")
-RUN_COLUMNS: tuple[str, ...] = ("metric", *STAT_COLUMNS, "n_images", "replicates", "seed")
+CLASS_COLUMNS: tuple[str, ...] = ("class", "class_name")
+"""Class index and name of a per-class row; empty (NA) for the 8 headline ``METRICS``."""
+RUN_COLUMNS: tuple[str, ...] = (
+    "metric",
+    *CLASS_COLUMNS,
+    *STAT_COLUMNS,
+    "n_images",
+    "replicates",
+    "seed",
+)
 # score_run writes these right after RUN_COLUMNS ("seed"); RUN_COLUMNS stays the aggregate schema.
 DEFINITION_COLUMNS: tuple[str, ...] = ("definitions", "exclude_background")
 SCORE_COLUMNS: tuple[str, ...] = (*RUN_COLUMNS, *DEFINITION_COLUMNS)
@@ -116,7 +142,10 @@ def _confusion_terms(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 def _paper_metrics(
     tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, row: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Return the 8 metrics under the paper's per-metric valid sets (bit-identical to §5)."""
+    """Return the 8 metrics under the paper's per-metric valid sets (bit-identical to §5).
+
+    Matches ``compute_metrics_from_confusion_matrix`` of the authors' scripts/infer_bootstrap.py.
+    """
     total = row.sum(axis=1)
 
     iou = tp / (tp + fp + fn + EPS)
@@ -130,7 +159,7 @@ def _paper_metrics(
     valid_pred = (tp + fp) > 0
     valid_f1 = (precision + recall) > 0
 
-    freq = np.divide(row, total[:, None], out=np.zeros_like(row), where=total[:, None] > 0)
+    freq = row / (total[:, None] + EPS)
     mean_recall = _masked_mean(recall, valid_gt)
     return {
         "mIoU": _masked_mean(iou, valid_union),
@@ -159,7 +188,7 @@ def _standard_metrics(
     precision = tp / (tp + fp + EPS)
     recall = tp / (tp + fn + EPS)
 
-    freq = np.divide(counted_row, total[:, None], out=np.zeros_like(row), where=total[:, None] > 0)
+    freq = counted_row / (total[:, None] + EPS)
     mean_dice = _masked_mean(dice, valid)
     mean_recall = _masked_mean(recall, valid)
     return {
@@ -196,6 +225,62 @@ def compute_metrics(
         m[None], definitions=definitions, exclude_background=exclude_background
     )
     return {name: float(values[0]) for name, values in batch.items()}
+
+
+def _paper_class_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class values as ``compute_metrics_from_confusion_matrix`` reports them (0 if invalid)."""
+    precision = tp / (tp + fp + EPS)
+    recall = tp / (tp + fn + EPS)
+    f1 = 2.0 * precision * recall / (precision + recall + EPS)
+    union = (tp + fp + fn) > 0
+    return {
+        "IoU": np.where(union, tp / (tp + fp + fn + EPS), 0.0),
+        "Dice": np.where(union, 2.0 * tp / (2.0 * tp + fp + fn + EPS), 0.0),
+        "Precision": np.where((tp + fp) > 0, precision, 0.0),
+        "Recall": np.where((tp + fn) > 0, recall, 0.0),
+        "F1": np.where((precision + recall) > 0, f1, 0.0),
+    }
+
+
+def _standard_class_metrics(
+    tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, exclude_background: bool
+) -> dict[str, np.ndarray]:
+    """Per-class values on the standard valid set V (F1 = Dice); NaN outside V."""
+    counted = np.ones(tp.shape[1], dtype=bool)
+    counted[:1] = not exclude_background
+    valid = ((tp + fp + fn) > 0) & counted
+    dice = np.where(valid, 2.0 * tp / (2.0 * tp + fp + fn + EPS), np.nan)
+    return {
+        "IoU": np.where(valid, tp / (tp + fp + fn + EPS), np.nan),
+        "Dice": dice,
+        "Precision": np.where(valid, tp / (tp + fp + EPS), np.nan),
+        "Recall": np.where(valid, tp / (tp + fn + EPS), np.nan),
+        "F1": dice.copy(),
+    }
+
+
+def compute_class_metrics_batch(
+    matrices: np.ndarray, *, definitions: str = "paper", exclude_background: bool = False
+) -> dict[str, np.ndarray]:
+    """Return the per-class ``CLASS_METRICS`` (each shape (B, C)) of a (B, C, C) stack."""
+    check_definitions(definitions, exclude_background)
+    tp, fp, fn, _ = _confusion_terms(matrices)
+    if definitions == "paper":
+        return _paper_class_metrics(tp, fp, fn)
+    return _standard_class_metrics(tp, fp, fn, exclude_background)
+
+
+def compute_class_metrics(
+    matrix: np.ndarray, *, definitions: str = "paper", exclude_background: bool = False
+) -> dict[str, np.ndarray]:
+    """Return the per-class ``CLASS_METRICS`` (each shape (C,)) of one C x C matrix."""
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"expected a C x C confusion matrix, got shape {m.shape}")
+    batch = compute_class_metrics_batch(
+        m[None], definitions=definitions, exclude_background=exclude_background
+    )
+    return {name: values[0] for name, values in batch.items()}
 
 
 def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:
@@ -239,6 +324,61 @@ def _check_stack(per_image: np.ndarray) -> np.ndarray:
     return stack
 
 
+def summarise(values: np.ndarray, point: float) -> dict[str, float]:
+    """Point value plus the mean, 2.5/97.5 percentiles and std of the replicates defined (not NaN).
+
+    As ``infer_bootstrap.py::bootstrap_evaluation``: ``np.mean``, ``np.percentile`` (linear) and
+    ``np.std``; all NaN where no replicate is defined.
+    """
+    defined = values[~np.isnan(values)]
+    if defined.size == 0:
+        nan = float("nan")
+        return {"point": point, "boot_mean": nan, "ci_lower": nan, "ci_upper": nan, "boot_std": nan}
+    lower, upper = np.percentile(defined, [2.5, 97.5])
+    return {
+        "point": point,
+        "boot_mean": float(np.mean(defined)),
+        "ci_lower": float(lower),
+        "ci_upper": float(upper),
+        "boot_std": float(np.std(defined)),
+    }
+
+
+ClassStats = dict[str, list[dict[str, float]]]
+"""Per-class bootstrap statistics: metric -> one stats dict per class index."""
+
+
+def bootstrap_all(
+    per_image: np.ndarray,
+    replicates: int = 1000,
+    seed: int = 42,
+    *,
+    definitions: str = "paper",
+    exclude_background: bool = False,
+) -> tuple[dict[str, dict[str, float]], ClassStats]:
+    """Bootstrap statistics of the 8 metrics and of the per-class metrics, from one draw."""
+    check_definitions(definitions, exclude_background)
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    stack = _check_stack(per_image)
+    options = {"definitions": definitions, "exclude_background": exclude_background}
+    total = stack.sum(axis=0)
+    summed = replicate_matrices(stack, replicates, seed)
+    point = compute_metrics(total, **options)
+    boot = compute_metrics_batch(summed, **options)
+    headline = {name: summarise(boot[name], point[name]) for name in METRICS}
+    class_point = compute_class_metrics(total, **options)
+    class_boot = compute_class_metrics_batch(summed, **options)
+    per_class = {
+        name: [
+            summarise(class_boot[name][:, c], float(class_point[name][c]))
+            for c in range(stack.shape[1])
+        ]
+        for name in CLASS_METRICS
+    }
+    return headline, per_class
+
+
 def bootstrap(
     per_image: np.ndarray,
     replicates: int = 1000,
@@ -248,30 +388,21 @@ def bootstrap(
     exclude_background: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Return per metric {point, boot_mean, ci_lower, ci_upper, boot_std} of the bootstrap."""
-    check_definitions(definitions, exclude_background)
-    if replicates < 1:
-        raise ValueError(f"replicates must be >= 1, got {replicates}")
-    stack = _check_stack(per_image)
-    point = compute_metrics(
-        stack.sum(axis=0), definitions=definitions, exclude_background=exclude_background
-    )
-    boot = compute_metrics_batch(
-        replicate_matrices(stack, replicates, seed),
-        definitions=definitions,
-        exclude_background=exclude_background,
-    )
-    result: dict[str, dict[str, float]] = {}
-    for name in METRICS:
-        values = boot[name]
-        lower, upper = np.percentile(values, [2.5, 97.5])
-        result[name] = {
-            "point": point[name],
-            "boot_mean": float(np.mean(values)),
-            "ci_lower": float(lower),
-            "ci_upper": float(upper),
-            "boot_std": float(np.std(values)),
-        }
-    return result
+    options = {"definitions": definitions, "exclude_background": exclude_background}
+    return bootstrap_all(per_image, replicates, seed, **options)[0]
+
+
+def bootstrap_classes(
+    per_image: np.ndarray,
+    replicates: int = 1000,
+    seed: int = 42,
+    *,
+    definitions: str = "paper",
+    exclude_background: bool = False,
+) -> ClassStats:
+    """Return per class metric the list (by class index) of its bootstrap statistics."""
+    options = {"definitions": definitions, "exclude_background": exclude_background}
+    return bootstrap_all(per_image, replicates, seed, **options)[1]
 
 
 def load_confusion(confusion_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -304,16 +435,20 @@ def score_run(
     definitions: str = "paper",
     exclude_background: bool = False,
 ) -> pd.DataFrame:
-    """Bootstrap one run's confusion.npz into tidy rows: keys, metric, stats, n, B, seed, defs."""
+    """Bootstrap one run's confusion.npz into tidy rows (``SCORE_COLUMNS`` after the keys).
+
+    The 8 headline ``METRICS`` first (class and class_name NA), then per class index c the
+    ``CLASS_METRICS`` of class c: 8 + 5 C rows.
+    """
     import pandas as pd
 
     check_definitions(definitions, exclude_background)
     clash = set(keys) & set(SCORE_COLUMNS)
     if clash:
         raise ValueError(f"key columns {sorted(clash)} collide with metric columns")
-    matrices, _, _ = load_confusion(Path(confusion_path))
+    matrices, _, classes = load_confusion(Path(confusion_path))
     try:
-        stats = bootstrap(
+        headline, per_class = bootstrap_all(
             matrices,
             replicates=replicates,
             seed=seed,
@@ -322,20 +457,21 @@ def score_run(
         )
     except ValueError as err:
         raise ValueError(f"{confusion_path}: {err}") from err
-    rows = [
-        {
-            **dict(keys),
-            "metric": name,
-            **stats[name],
-            "n_images": int(matrices.shape[0]),
-            "replicates": int(replicates),
-            "seed": int(seed),
-            "definitions": definitions,
-            "exclude_background": bool(exclude_background),
-        }
-        for name in METRICS
-    ]
-    return pd.DataFrame(rows, columns=[*keys, *SCORE_COLUMNS])
+    common = {
+        "n_images": int(matrices.shape[0]),
+        "replicates": int(replicates),
+        "seed": int(seed),
+        "definitions": definitions,
+        "exclude_background": bool(exclude_background),
+    }
+    none = {"class": pd.NA, "class_name": pd.NA}
+    rows = [{**dict(keys), "metric": name, **none, **headline[name], **common} for name in METRICS]
+    for c, class_name in enumerate(classes):
+        for name in CLASS_METRICS:
+            label = {"class": c, "class_name": str(class_name)}
+            rows.append({**dict(keys), "metric": name, **label, **per_class[name][c], **common})
+    table = pd.DataFrame(rows, columns=[*keys, *SCORE_COLUMNS])
+    return table.astype({"class": "Int64"})
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Everything here reads only the tidy table of ``densebench.aggregate`` (columns dataset, model,
 strategy, metric, boot_mean, ci_lower, ci_upper, ...); the value shown is ``boot_mean``, the
-published "mean" (mean of the bootstrap replicates), with its 95% percentile interval.
+published "mean" (mean of the bootstrap replicates), with its 95% percentile interval. Tables
+and Figure 3 use the 8 headline ``METRICS`` only (``headline_rows``); the per-class rows of the
+tidy table (non-empty ``class``) are not rendered.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ def display(display_names: DisplayNames | None, axis: str, key: str) -> str:
     if not display_names:
         return key
     return display_names.get(axis, {}).get(key, key)
+
+
+def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the 8 headline ``METRICS`` (no class), dropping the per-class rows."""
+    keep = table["metric"].isin(METRICS)
+    if "class" in table:
+        keep &= table["class"].isna()
+    return table.loc[keep]
 
 
 def _check_unique(table: pd.DataFrame) -> None:
@@ -105,6 +115,7 @@ def strategy_tables(
     table: pd.DataFrame, out_dir: Path, display_names: DisplayNames | None = None
 ) -> list[Path]:
     """Write ``<out_dir>/<dataset>/<strategy>.{csv,md}`` per (dataset, strategy); return paths."""
+    table = headline_rows(table)
     _check_unique(table)
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -144,6 +155,12 @@ def build_figure3(
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    if metric not in METRICS:
+        raise ValueError(
+            f"no rows for metric {metric!r}: Figure 3 plots a headline metric, one of "
+            f"{list(METRICS)}"
+        )
+    table = headline_rows(table)
     _check_unique(table)
     rows = table[table["metric"] == metric]
     if rows.empty:

@@ -117,21 +117,38 @@ def assign_splits(
     return _official(groups, list(official), fractions, seed)
 
 
+def _list_index(listing: dict, dataset: str) -> dict[str, tuple[str, int]]:
+    """Map each file stem of the authors' list to (its split, its position in that split)."""
+    from pathlib import PurePosixPath
+
+    index: dict[str, tuple[str, int]] = {}
+    for split, entries in listing["data"].items():
+        for position, entry in enumerate(entries):
+            stem = PurePosixPath(entry["image_path"]).stem
+            if stem in index:
+                raise ValueError(f"dataset {dataset}: {stem} appears twice in the paper's lists")
+            index[stem] = (split, position)
+    return index
+
+
+def paper_positions(sample_ids: Sequence[str], listing: dict, dataset: str) -> list[int | None]:
+    """Position of each sample within its split of the authors' list (None if unlisted).
+
+    The authors iterate a split in list order: ``JSONSegmentationDataset._load_data_items``
+    (data/seg_dataset.py) keeps the JSON order and ``scripts/infer_bootstrap.py::main`` loads the
+    test split unshuffled, so ``bootstrap_evaluation``'s image index i is the i-th test entry.
+    """
+    index = _list_index(listing, dataset)
+    return [index[s][1] if s in index else None for s in sample_ids]
+
+
 def paper_split(sample_ids: Sequence[str], listing: dict, dataset: str) -> list[str]:
     """Splits from the authors' published list, whose entries are matched by file stem.
 
     Every listed sample must exist among ours (else the converter's naming is wrong); our samples
     the list leaves out go to UNUSED.
     """
-    from pathlib import PurePosixPath
-
-    index: dict[str, str] = {}
-    for split, entries in listing["data"].items():
-        for entry in entries:
-            stem = PurePosixPath(entry["image_path"]).stem
-            if stem in index:
-                raise ValueError(f"dataset {dataset}: {stem} appears twice in the paper's lists")
-            index[stem] = split
+    index = {stem: split for stem, (split, _) in _list_index(listing, dataset).items()}
     known = set(sample_ids)
     unmapped = sorted(stem for stem in index if stem not in known)
     if unmapped:

@@ -5,7 +5,9 @@ Layout of `resources/datasets/<dataset>.zarr`:
   masks  (N, Hmax, Wmax)    uint8, fill 255, dims (sample, y, x)
 chunked one image per chunk (spatial tiles of at most 512 px); an image smaller than Hmax x Wmax
 sits at the top-left and its true size is in the per-sample metadata: group attribute `samples`,
-a list of {id, split, height, width, source_file, group_id, official_split} in store order.
+a list of {id, split, height, width, source_file, group_id, official_split} in store order;
+under split policy "paper" each listed sample also has `list_index`, its position in its split of
+the authors' list, and `indices(split)` iterates in that order (the authors' image order).
 
 Memory: `write_store` makes a single pass over the samples (so a converter runs once), validating
 each one and spilling it to a staging folder of .npy files next to the output; only once every
@@ -25,7 +27,7 @@ import numpy as np
 
 from densebench.atomic import atomic_output, remove, temp_sibling
 from densebench.converters import IGNORE_INDEX, Sample, converter_version
-from densebench.splits import assign_splits, paper_split
+from densebench.splits import assign_splits, paper_positions, paper_split
 
 TILE = 1024
 """Chunk side: one chunk per image up to 1024 px (the paper's inputs), tiles beyond."""
@@ -171,7 +173,10 @@ def write_store(
         if split_policy == "paper":
             if split_list is None:
                 raise ValueError(f"dataset {dataset}: split policy 'paper' needs the split list")
-            splits = paper_split([m["id"] for m in meta], split_list, dataset)
+            ids = [m["id"] for m in meta]
+            splits = paper_split(ids, split_list, dataset)
+            for m, position in zip(meta, paper_positions(ids, split_list, dataset), strict=True):
+                m["list_index"] = position
         else:
             splits = assign_splits(
                 [m["group_id"] for m in meta],
@@ -304,10 +309,18 @@ class DatasetStore:
         return len(self.attrs["samples"])
 
     def indices(self, split: str) -> list[int]:
-        """Store indices of the samples in one split ("train", "val" or "test")."""
+        """Store indices of one split ("train", "val" or "test") in iteration order.
+
+        That is the authors' list order when every member has a `list_index` (split policy
+        "paper"; see splits.paper_positions), else store order.
+        """
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}; valid splits: train, val, test")
-        return [i for i, s in enumerate(self.attrs["samples"]) if s["split"] == split]
+        samples = self.attrs["samples"]
+        members = [i for i, s in enumerate(samples) if s["split"] == split]
+        if members and all(samples[i].get("list_index") is not None for i in members):
+            members.sort(key=lambda i: samples[i]["list_index"])
+        return members
 
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Native-size (H, W, 3) uint8 image and (H, W) uint8 mask of sample i."""
