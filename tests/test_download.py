@@ -16,6 +16,7 @@ from densebench.download import (
     check_manual_drop,
     fetch,
     fetch_sources,
+    needs_hand_drop,
     unpack_sources,
 )
 
@@ -124,17 +125,105 @@ def test_archive_members_cannot_escape(tmp_path):
     assert not (tmp_path / "escape.txt").exists()
 
 
-def test_gdrive_folders_above_gdowns_limit_are_refused(tmp_path, monkeypatch):
-    # Google Drive is unreachable here: gdown's two entry points are replaced, the guard is real.
+def fake_gdown_folder(monkeypatch, paths: list[str]) -> list[dict]:
+    """Replace gdown's folder download: list `paths`, or write them; return its url/id args."""
     import gdown
+    from gdown.download_folder import GoogleDriveFileToDownload
 
+    calls = []
+
+    def download_folder(output=None, skip_download=False, **kwargs):
+        calls.append({k: v for k, v in kwargs.items() if k in ("url", "id")})
+        if skip_download:
+            return [GoogleDriveFileToDownload(id="x", path=p, local_path=p) for p in paths]
+        for path in paths:
+            (Path(output) / path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(output) / path).write_text("x")
+        return paths
+
+    monkeypatch.setattr(gdown, "download_folder", download_folder)
+    return calls
+
+
+def test_gdrive_folders_above_gdowns_limit_point_at_the_final_raw_folder(tmp_path, monkeypatch):
+    # Google Drive is unreachable here: gdown's entry points are replaced, the guard is real.
+    fake_gdown_folder(monkeypatch, [f"masks/f{i}.png" for i in range(60)] + ["README.txt"])
+    source = {"url": "FOLDER_ID", "filename": "Amgad", "kind": "gdrive_folder"}
+    raw = tmp_path / "resources" / "raw" / "BCSS"
+    with pytest.raises(RawDataError) as info:
+        fetch_sources("BCSS", {"access": "open", "sources": [source]}, raw)
+    message = str(info.value)
+    assert "holds 60 files in one folder" in message and "at most 50 per folder" in message
+    assert f"place it as {raw}/Amgad/ " in message and ".tmp" not in message
+    assert "https://drive.google.com/drive/folders/FOLDER_ID" in message
+    assert "max_folder_files: 60" in message
+    assert list(raw.parent.iterdir()) == []  # nothing left, not even a temp
+
+
+def test_gdrive_folders_are_limited_per_folder_and_links_are_urls(tmp_path, monkeypatch):
+    # cpm17's layout: 128 files, at most 32 per folder; its card gives a link, not an id.
+    paths = [f"{s}/{k}/image_{i:02d}.{k[0]}" for s in ("train", "test")
+             for k in ("Images", "Labels") for i in range(32)]  # fmt: skip
+    calls = fake_gdown_folder(monkeypatch, paths)
+    link = "https://drive.google.com/drive/folders/1sJ4nmkif6j4s2FOGj8j6i_Ye7z9w0TfA"
+    card = {
+        "access": "open",
+        "sources": [{"url": link, "filename": "cpm17", "kind": "gdrive_folder"}],
+    }
+    fetch_sources("cpm17", card, tmp_path / "raw" / "cpm17")
+    assert len(list((tmp_path / "raw" / "cpm17" / "cpm17").rglob("*.I"))) == 64
+    assert calls == [{"url": link}, {"url": link}]
     from densebench.download import fetch_gdrive
 
-    monkeypatch.setattr(gdown, "download_folder", lambda **kw: [f"f{i}" for i in range(60)])
-    source = {"url": "FOLDER_ID", "filename": "BCSS", "kind": "gdrive_folder"}
-    with pytest.raises(RawDataError, match="at most 50 per folder"):
-        fetch_gdrive(source, tmp_path / "BCSS")
-    assert not (tmp_path / "BCSS").exists()
+    calls = fake_gdown_folder(monkeypatch, ["a.npy"])
+    fetch_gdrive({"url": "BARE_ID", "filename": "c", "kind": "gdrive_folder"}, tmp_path / "c")
+    assert calls == [{"id": "BARE_ID"}, {"id": "BARE_ID"}]
+
+
+def test_large_drive_folders_are_hand_drops_never_downloaded(tmp_path, monkeypatch):
+    import gdown
+
+    monkeypatch.setattr(gdown, "download_folder", lambda **kw: pytest.fail("gdown was called"))
+    source = {"url": "FOLDER_ID", "filename": "Amgad", "kind": "gdrive_folder",
+              "max_folder_files": 151}  # fmt: skip
+    card = {"access": "open", "sources": [source]}
+    raw = tmp_path / "raw" / "BCSS"
+    assert needs_hand_drop(card) and not needs_hand_drop({"access": "open", "sources": []})
+    with pytest.raises(RawDataError) as info:
+        fetch_sources("BCSS", card, raw)
+    message = str(info.value)
+    assert "holds 151 files in one folder" in message and f"in {raw}/ and run again" in message
+    assert (
+        "Amgad/ (the whole folder)  from https://drive.google.com/drive/folders/FOLDER_ID"
+        in message
+    )
+    with pytest.raises(RawDataError, match="needs a manual download"):
+        check_manual_drop("BCSS", card, raw)
+    (raw / "Amgad" / "masks").mkdir(parents=True)
+    (raw / "Amgad" / "masks" / "a.png").write_text("x")
+    check_manual_drop("BCSS", card, raw)
+    unpack_sources("BCSS", card, raw, tmp_path / "unpacked")
+    assert (tmp_path / "unpacked" / "Amgad" / "masks" / "a.png").read_text() == "x"
+    assert (raw / "Amgad" / "masks" / "a.png").is_file()  # the drop is read, never moved
+
+
+def test_partial_drops_say_what_is_still_missing(tmp_path):
+    sources = [
+        {"url": "https://x.org", "filename": n, "kind": "manual"} for n in ("a.zip", "b.zip")
+    ]
+    card = {"access": "manual", "sources": sources}
+    (tmp_path / "a.zip").write_text("x")
+    with pytest.raises(RawDataError) as info:
+        check_manual_drop("W", card, tmp_path)
+    lines = str(info.value).splitlines()
+    assert lines[1].startswith("  a.zip") and lines[1].endswith("[already there]")
+    assert lines[2].startswith("  b.zip") and "[already there]" not in lines[2]
+
+
+def test_hand_drops_of_the_registry_are_the_manual_datasets_and_bcss(registries):
+    dropped = {d for d, card in registries.datasets.items() if needs_hand_drop(card)}
+    manual = {d for d, card in registries.datasets.items() if card["access"] == "manual"}
+    assert dropped == manual | {"BCSS"}
 
 
 def test_gdrive_file_is_verified(tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from densebench.fixes import FIXES, resolve_fixes, scoring_options, stage_fixes
-from densebench.spec import build_run_spec, training_part
+from densebench.identity import prediction_identity, training_identity
+from densebench.spec import build_run_spec
 
 
 def base(**extra) -> dict:
@@ -53,10 +54,12 @@ def test_scoring_and_prediction_fixes_do_not_change_the_training(demo_config, re
     assert "standard_metrics" not in plain["fixes"]  # scoring fixes never reach the train job
     assert spec(standard_metrics=True) == plain
     native = spec(native_resolution_scoring=True)
-    assert native != plain and training_part(native) == training_part(plain)
-    assert training_part(spec(cosine_period_epochs=True)) != training_part(plain)
+    assert training_identity(native) == training_identity(plain)
+    assert prediction_identity(native) != prediction_identity(plain)
+    assert training_identity(spec(cosine_period_epochs=True)) != training_identity(plain)
     evaluated = dict(plain, evaluate=dict(plain["evaluate"], inference="sliding_window"))
-    assert training_part(evaluated) == training_part(plain)
+    assert training_identity(evaluated) == training_identity(plain)
+    assert prediction_identity(evaluated) != prediction_identity(plain)
 
 
 def test_model_normalisation_fix_reaches_the_spec(demo_config, registries):
@@ -71,4 +74,6 @@ def test_standard_lora_init_is_a_training_fix(demo_config, registries):
     config = dict(demo_config, fixes={"standard_lora_init": True})
     fixed = build_run_spec(config, "demo_tissue", "demo_vit_p8", "lora", registries)
     plain = build_run_spec(demo_config, "demo_tissue", "demo_vit_p8", "lora", registries)
-    assert fixed["fixes"]["standard_lora_init"] and training_part(fixed) != training_part(plain)
+    assert fixed["fixes"]["standard_lora_init"] and training_identity(fixed) != training_identity(
+        plain
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,16 +34,24 @@ def spec_file(tmp_path_factory, demo_config, registries) -> Path:
 
 
 def start(spec_file: Path, store: Path, out: Path) -> subprocess.Popen:
-    """Start a real training job (train + predict), as the Snakemake rule does."""
-    cmd = [str(BIN / "densebench"), "train", "--spec", f"@{spec_file}", "--store", str(store)]
-    cmd += ["--out-dir", str(out), "--confusion", str(out / "confusion.npz")]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Start a real run's jobs, train then predict, as the Snakemake rules do (one group); the
+    job log (one line per epoch) goes to <out>.log."""
+    train = [str(BIN / "densebench"), "train", "--spec", f"@{spec_file}", "--store", str(store)]
+    train += ["--out-dir", str(out)]
+    predict = [str(BIN / "densebench"), "predict", "--spec", f"@{spec_file}"]
+    predict += ["--checkpoint", str(out / "best.pt"), "--store", str(store)]
+    predict += ["--out", str(out / "confusion.npz")]
+    script = f"{shlex.join(train)} && {shlex.join(predict)}"
+    with open(f"{out}.log", "w") as log:
+        return subprocess.Popen(
+            ["bash", "-c", script], stdout=log, stderr=subprocess.PIPE, start_new_session=True
+        )
 
 
 def epochs_logged(out: Path) -> int:
-    """Rows of the per-epoch log written so far."""
-    log = out / "train_log.csv"
-    return len(log.read_text().splitlines()) - 1 if log.exists() else 0
+    """Epochs the job log reports as done so far."""
+    log = Path(f"{out}.log")
+    return log.read_text().count(" val_mIoU ") if log.exists() else 0
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], delay: float = 0.0) -> bool:
@@ -52,7 +61,7 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], delay: float = 
     time.sleep(delay)
     if proc.poll() is not None:
         return False
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return True
 
@@ -78,8 +87,9 @@ def test_killed_job_resumes_to_identical_results(spec_file, small_store, tmp_pat
         (lambda: False, 1.0),  # while importing / building the model
         (lambda: (out / "last.pt").exists(), 0.0),  # right after the first checkpoint
         (lambda: epochs_logged(out) >= 3, 0.05),  # inside a later epoch
-        (lambda: epochs_logged(out) >= 5, 0.0),  # between the log and the checkpoint write
-        (lambda: (out / "best.pt").exists(), 0.0),  # while writing provenance / predicting
+        (lambda: epochs_logged(out) >= 5, 0.0),  # between the log line and the checkpoint
+        (lambda: (out / "best.pt").exists(), 0.0),  # while writing provenance / log
+        (lambda: not (out / "last.pt").exists() and epochs_logged(out) == 6, 0.5),  # predicting
     ]
     interrupted = 0
     for ready, delay in kills:
@@ -95,3 +105,4 @@ def test_killed_job_resumes_to_identical_results(spec_file, small_store, tmp_pat
     assert state.keys() == ref_state.keys()
     assert all(torch.equal(state[k], ref_state[k]) for k in state)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert not (out / "last.pt").exists()  # a finished run keeps no resume file

@@ -159,13 +159,22 @@ def paper_models(registries) -> dict[str, dict]:
     return models
 
 
-def _hub_reachable() -> bool:
-    """Whether huggingface.co answers on this machine (then the offline tests do not apply)."""
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=2).close()
-    except OSError:
-        return False
-    return True
+@pytest.fixture
+def no_internet():
+    """Hub requests go through a proxy at a closed local port: a real refused connection, as on
+    a machine without internet, whether or not this one can reach huggingface.co."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def client() -> httpx2.Client:
+        """The hub's client, routed to the dead port."""
+        hooks = {"request": [hf_request_event_hook]}
+        return httpx2.Client(proxy=f"http://127.0.0.1:{port}", event_hooks=hooks)
+
+    huggingface_hub.set_client_factory(client)
+    yield
+    huggingface_hub.set_client_factory(default_client_factory)
 
 
 def _leftovers(out: Path) -> list[str]:
@@ -178,14 +187,12 @@ def _record(repo: str = "org/vit", gated: bool = False, **extra) -> dict:
     return {"hf_repo": repo, "gated": gated, "licence": "MIT", **extra}
 
 
-# ---- preflight on this machine (no internet) ----------------------------------------------
+# ---- preflight without internet (real sockets, refused) ------------------------------------
 
 
-def test_preflight_reports_every_paper_model_offline_here(
-    registries, paper_models, caplog, monkeypatch
+def test_preflight_reports_every_paper_model_offline_without_internet(
+    registries, paper_models, caplog, monkeypatch, no_internet
 ):
-    if _hub_reachable():
-        pytest.skip("the hub is reachable from this machine; this test checks the offline path")
     calls = []
     real = huggingface_hub.model_info
     monkeypatch.setattr(
@@ -521,9 +528,7 @@ def test_fetch_weights_offline(monkeypatch, tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_fetch_weights_without_internet_here(paper_models, tmp_path):
-    if _hub_reachable():
-        pytest.skip("the hub is reachable from this machine; this test checks the offline path")
+def test_fetch_weights_without_internet(paper_models, tmp_path, no_internet):
     out = tmp_path / "weights" / "phikon"
     start = time.monotonic()
     with pytest.raises(WeightsError, match=r"phikon.*owkin/phikon \(offline\).*login node"):

@@ -6,10 +6,14 @@ Each test runs the real `snakemake` on the real Snakefile in a scratch working d
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +62,7 @@ def write_config(workdir: Path, **overrides) -> Path:
 def test_paper_grid_dry_run_lists_1530_training_jobs(workdir):
     result = snakemake(workdir, "-n", "--quiet", "rules", "reason")
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 1530 and "predict" not in counts
+    assert counts["train"] == counts["predict"] == 1530
     assert counts["convert"] == counts["unpack_raw"] == counts["download_split_list"] == 18
     assert counts["download_raw"] + counts["manual_raw"] == 18
     assert counts["download_weights"] == 17 and counts["score"] == 18
@@ -91,13 +95,18 @@ def test_background_exclusion_needs_standard_metrics(workdir):
 
 
 def test_preflight_reports_every_model_offline_here(workdir):
-    env_free = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
-    env_free["PATH"] = f"{BIN}:{os.environ['PATH']}"
+    # Hermetic: offline is forced (HF_HUB_OFFLINE=1), and should the hub be contacted anyway,
+    # the request goes to a closed local port and the detail would say "cannot reach".
+    drop = {"HF_TOKEN", "NO_PROXY", "no_proxy"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env |= {"PATH": f"{BIN}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    env |= dict.fromkeys(("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"), "http://127.0.0.1:9")
     cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory"]
     cmd += [str(workdir), "--cores", "1", "results/weights/preflight.tsv"]
-    subprocess.run(cmd, check=True, capture_output=True, env=env_free, timeout=120)
+    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
     table = pd.read_csv(workdir / "results/weights/preflight.tsv", sep="\t")
     assert len(table) == 17 and set(table["status"]) == {"offline"}
+    assert table["detail"].str.contains("HF_HUB_OFFLINE is set").all()
     assert table["detail"].str.contains("login node").all()
 
 
@@ -118,22 +127,78 @@ def test_invalid_config_value_is_named(workdir):
     assert result.returncode != 0 and "fancy" in result.stdout + result.stderr
 
 
-def test_reduced_demo_end_to_end(workdir):
+def edit_yaml(path: Path, edit) -> None:
+    """Load a YAML file, apply edit(data) in place, write it back."""
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def planned(workdir: Path, run: list[str]) -> dict[str, int]:
+    """Jobs a dry-run schedules, per rule ({} when there is nothing to do)."""
+    dry = snakemake(workdir, *run, "-n", "--quiet", "rules")
+    output = dry.stdout + dry.stderr
+    return {} if "Nothing to be done" in output else job_counts(output)
+
+
+def start_detached(workdir: Path, run: list[str]) -> subprocess.Popen:
+    """Start snakemake in its own process group (to be killed with everything it runs)."""
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile")]
+    cmd += ["--directory", str(workdir), *run]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def kill_when_exists(workdir: Path, run: list[str], path: Path, delay: float) -> None:
+    """Run snakemake and SIGKILL it with its jobs once `path` exists (plus a delay), as a node
+    failure would; fail if it ended first. Then remove its stale lock (`--unlock`)."""
+    proc = start_detached(workdir, run)
+    deadline = time.monotonic() + 300
+    while not path.exists():
+        assert proc.poll() is None, f"snakemake ended before {path} appeared"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(delay)
+    assert proc.poll() is None, "snakemake ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    snakemake(workdir, *run, "--unlock")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """The reduced demo (1 dataset x 2 models x 2 strategies, 2 epochs) run through Snakemake,
+    on copies of the registries that tests may edit."""
+    workdir = tmp_path_factory.mktemp("demo")
+    (workdir / "config").symlink_to(REPO / "config")
+    registries = {}
+    for axis in ("models", "datasets", "strategies"):
+        registries[axis] = str(workdir / f"{axis}.yaml")
+        shutil.copy(REPO / f"config/{axis}.yaml", registries[axis])
     config = write_config(
         workdir,
         datasets=["demo_glands"],
         models=["demo_vit_p8", "demo_vit_p14_reg4"],
         strategies=["frozen", "lora"],
         train=dict(yaml.safe_load((REPO / "config/demo.yaml").read_text())["train"], epochs=2),
+        registries=registries,
     )
     run = ["--configfile", str(config), "--cores", "2"]
     snakemake(workdir, *run)
+    return workdir, run
 
+
+def test_reduced_demo_end_to_end(demo_run):
+    workdir, run = demo_run
     table = pd.read_csv(workdir / "results/tables/results.csv")
-    assert len(table) == 1 * 2 * 2 * 8
+    headline = table[table["class"].isna()]
+    assert len(headline) == 1 * 2 * 2 * 8
+    assert len(table) == 1 * 2 * 2 * (8 + 5 * 3)  # + IoU/Dice/Precision/Recall/F1 per class
     assert set(table["model"]) == {"demo_vit_p8", "demo_vit_p14_reg4"}
-    assert (table["ci_lower"] <= table["ci_upper"]).all()
-    assert table["boot_mean"].between(0, 1).all()
+    assert (headline["ci_lower"] <= headline["ci_upper"]).all()
+    assert headline["boot_mean"].between(0, 1).all()
     for strategy in ("frozen", "lora"):
         markdown = (workdir / f"results/tables/demo_glands/{strategy}.md").read_text()
         assert "Demo ViT/8" in markdown and "Demo ViT/14+reg4" in markdown
@@ -145,22 +210,79 @@ def test_reduced_demo_end_to_end(workdir):
     assert (
         Image.open(png).size[0] > 500 and (workdir / "results/figures/figure3.pdf").stat().st_size
     )
+    run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"
+    assert {p.name for p in run_dir.iterdir()} == {
+        "best.pt",
+        "train_log.csv",
+        "provenance.json",
+        "confusion.npz",
+    }  # fmt: skip  (no last.pt: a finished run keeps what it needs)
+    assert planned(workdir, run) == {}  # a second run has nothing to do
 
-    # A second run has nothing to do.
-    again = snakemake(workdir, *run, "-n")
-    assert "Nothing to be done" in again.stdout + again.stderr
 
-    # Deleting one run's outputs reruns that run and only what depends on it.
+def test_descriptive_and_execution_edits_redo_nothing(demo_run):
+    workdir, run = demo_run
+
+    def describe_model(models):
+        models["demo_vit_p8"].update(licence="CC0-1.0", params_m=99.0, notes="renamed upstream")
+
+    edit_yaml(workdir / "models.yaml", describe_model)
+    edit_yaml(workdir / "datasets.yaml", lambda d: d["demo_glands"].update(notes="a new note"))
+    edit_yaml(workdir / "strategies.yaml", lambda d: d["lora"].update(published="lora_v2"))
+    edit_yaml(
+        workdir / "test_config.yaml",
+        lambda c: c["train"].update(num_workers=1, compile=True, channels_last=False),
+    )
+    assert planned(workdir, run) == {}
+    # A display name is printed in the tables and the figure: only they are redone.
+    edit_yaml(workdir / "models.yaml", lambda m: m["demo_vit_p8"].update(display_name="ViT-8"))
+    assert planned(workdir, run) == {"strategy_tables": 1, "figure3": 1, "all": 1, "total": 3}
+    snakemake(workdir, *run)
+    assert "ViT-8" in (workdir / "results/tables/demo_glands/lora.md").read_text()
+
+
+def test_deleted_prediction_only_repredicts(demo_run):
+    workdir, run = demo_run
     run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"
     before = np.load(run_dir / "confusion.npz")["matrices"]
-    for name in ("best.pt", "last.pt", "confusion.npz"):
-        (run_dir / name).unlink()
-    dry = snakemake(workdir, *run, "-n", "--quiet", "rules", "reason")
-    counts = job_counts(dry.stdout + dry.stderr)
-    assert counts == {
-        "train": 1, "score": 1, "aggregate": 1, "strategy_tables": 1, "figure3": 1, "all": 1,
+    scores = (workdir / "results/scores/demo_glands.csv").read_text()
+    trained = (run_dir / "best.pt").stat().st_mtime_ns
+    (run_dir / "confusion.npz").unlink()
+    assert planned(workdir, run) == {
+        "predict": 1, "score": 1, "aggregate": 1, "strategy_tables": 1, "figure3": 1, "all": 1,
         "total": 6,
     }  # fmt: skip
     snakemake(workdir, *run)
-    after = np.load(run_dir / "confusion.npz")["matrices"]
-    assert np.array_equal(before, after)  # same inputs, same numbers
+    assert np.array_equal(np.load(run_dir / "confusion.npz")["matrices"], before)
+    assert (workdir / "results/scores/demo_glands.csv").read_text() == scores
+    assert (run_dir / "best.pt").stat().st_mtime_ns == trained  # never retrained
+
+    # Killed during prediction: the next run only re-predicts, to the same numbers.
+    (run_dir / "confusion.npz").unlink()
+    log = workdir / "logs/predict/demo_glands/demo_vit_p8/lora.log"
+    log.unlink()
+    kill_when_exists(workdir, run, log, delay=1.0)
+    assert not (run_dir / "confusion.npz").exists()
+    assert planned(workdir, run)["predict"] == 1 and "train" not in planned(workdir, run)
+    snakemake(workdir, *run)
+    assert np.array_equal(np.load(run_dir / "confusion.npz")["matrices"], before)
+    assert (workdir / "results/scores/demo_glands.csv").read_text() == scores
+
+
+def test_recipe_edit_retrains_those_runs_from_scratch(demo_run):
+    workdir, run = demo_run
+    run_dir = workdir / "results/runs/demo_glands/demo_vit_p14_reg4/lora"
+    # A lora job killed mid-training leaves its resume file...
+    (run_dir / "best.pt").unlink()
+    kill_when_exists(workdir, run, run_dir / "last.pt", delay=0.0)
+    assert (run_dir / "last.pt").exists()
+    # ...then the lora recipe changes: both lora runs retrain, nothing else does.
+    edit_yaml(workdir / "strategies.yaml", lambda d: d["lora"].update(rank=8))
+    counts = planned(workdir, run)
+    assert counts["train"] == 2 and counts["predict"] == 2 and counts["score"] == 1
+    snakemake(workdir, *run)
+    log = (workdir / "logs/train/demo_glands/demo_vit_p14_reg4/lora.log").read_text()
+    assert "training from scratch" in log and "resuming" not in log
+    provenance = json.loads((run_dir / "provenance.json").read_text())
+    assert provenance["epochs"] == 2 and not (run_dir / "last.pt").exists()
+    assert planned(workdir, run) == {}

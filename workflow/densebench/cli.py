@@ -120,26 +120,27 @@ def cmd_preflight(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train one run, then predict its test split if --confusion is given."""
+    """Train one run into --out-dir (best.pt, train_log.csv, provenance.json)."""
     from densebench.weights import check_snapshot, enforce_offline
 
     enforce_offline()  # before any model library is imported: no network inside a job
     if args.weights is not None:
         check_snapshot(args.spec["model"], args.weights)
-    from densebench.predict import predict_run
     from densebench.train import train_run
 
     train_run(args.spec, args.store, args.out_dir, args.weights, args.threads)
-    if args.confusion is not None:
-        checkpoint = args.out_dir / "best.pt"
-        predict_run(checkpoint, args.store, args.confusion, args.weights, args.threads)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Predict a run's test split into per-image confusion matrices."""
+    """Predict a trained run's test split into per-image confusion matrices."""
+    from densebench.weights import check_snapshot, enforce_offline
+
+    enforce_offline()
+    if args.weights is not None and args.spec is not None:
+        check_snapshot(args.spec["model"], args.weights)
     from densebench.predict import predict_run
 
-    predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads)
+    predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -197,6 +198,12 @@ def cmd_params(args: argparse.Namespace) -> None:
     from densebench.registry import Registries
     from densebench.spec import build_run_spec
 
+    if not args.config.is_file():
+        raise FileNotFoundError(
+            f"config {args.config} not found: run from the workflow's root folder or pass "
+            "--config FILE (e.g. config/demo.yaml for the demo)"
+        )
+    print(f"densebench params: counting under config {args.config}", file=sys.stderr)
     cfg = load_config(args.config)
     reg = Registries.load(*(registry_path(cfg, axis) for axis in AXES))
     names = {"models": [args.model], "strategies": [args.strategy], "datasets": [args.dataset]}
@@ -275,7 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
             (("--spec",), js),
             (("--store",), path),
             (("--out-dir",), path),
-            (("--confusion",), opt_path),
             (("--weights",), opt_path),
             threads,
         ],
@@ -285,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         cmd_predict,
         [
+            (("--spec",), {"type": json_arg, "default": None}),
             (("--checkpoint",), path),
             (("--store",), path),
             (("--out",), path),
@@ -338,20 +345,49 @@ def build_parser() -> argparse.ArgumentParser:
         [
             (("--model",), {"required": True}),
             (("--strategy",), {"required": True}),
-            (("--dataset",), {"default": "demo_nuclei"}),
-            (("--config",), {"type": Path, "default": Path("config/demo.yaml")}),
+            (
+                ("--dataset",),
+                {"required": True, "help": "its classes and input size shape the model"},
+            ),
+            (
+                ("--config",),
+                {
+                    "type": Path,
+                    "default": Path("config/config.yaml"),
+                    "help": "workflow config (default: %(default)s, the Snakefile's configfile)",
+                },
+            ),
         ],
     )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `densebench` console script."""
+    """Entry point of the `densebench` console script.
+
+    A failure writes to stderr (a job's log) its traceback, chained causes included and cut to
+    the last 40 lines, then the error's type and, last, the message as `densebench: error: ...`
+    (cut to 40 lines), so that `tail` of a log shows what went wrong.
+    """
+    import traceback
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"densebench: error: {error}", file=sys.stderr)
+        keep = 40
+        trace = traceback.TracebackException.from_exception(error)
+        frames = "".join(trace.format()).splitlines()
+        summary = "".join(trace.format_exception_only()).splitlines()
+        frames = frames[: len(frames) - len(summary)]  # the message comes once, last
+        if len(frames) > keep:
+            frames = [f"... ({len(frames) - keep} earlier traceback lines cut)", *frames[-keep:]]
+        message = f"densebench: error: {error}".splitlines()
+        if len(message) > keep:
+            message = [*message[:keep], f"... ({len(message) - keep} more lines cut)"]
+        kind = type(error)
+        name = f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+        print("\n".join([*frames, name, *message]), file=sys.stderr)
         return 1
     return 0
 

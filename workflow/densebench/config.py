@@ -6,6 +6,7 @@ applies the schema's defaults the same way so both see identical configs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,17 @@ def registry_path(config: dict[str, Any], axis: str, root: Path = ROOT) -> Path:
     """Resolve a registry file of the config against the workflow root."""
     path = Path(config["registries"][axis])
     return path if path.is_absolute() else root / path
+
+
+def expose_commands(environ: dict[str, str], interpreter: str) -> bool:
+    """Put the folder of the running interpreter's console scripts first on PATH, if it holds
+    `densebench`, so jobs find the command of the environment Snakemake runs from (e.g.
+    `.venv/bin/snakemake` without an activated venv). True if PATH was changed."""
+    scripts = Path(interpreter).parent  # not resolved: a venv's python is a symlink
+    if not (scripts / "densebench").exists():
+        return False
+    entries = environ.get("PATH", "").split(os.pathsep)
+    if entries and entries[0] == str(scripts):
+        return False
+    environ["PATH"] = os.pathsep.join([str(scripts), *[e for e in entries if e]])
+    return True

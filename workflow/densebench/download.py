@@ -2,11 +2,13 @@
 
 Three steps, each atomic:
 - `fetch_sources` downloads every open source of a card into resources/raw/<dataset>/: plain
-  URLs (https://, file://) resume from a `.part` file kept beside the folder, Google Drive ids go
-  through gdown (folders are refused above gdown's 50-file limit, which would silently truncate
-  them). A file whose sha256 differs from the card is deleted and reported.
-- `check_manual_drop` explains, for a registration-only dataset, where to get each file, the
-  file name to drop into resources/raw/<dataset>/ and its checksum.
+  URLs (https://, file://) resume from a `.part` file kept beside the folder, Google Drive ids or
+  links go through gdown (a folder with 50 or more files in one subfolder is refused: gdown before
+  6.0 silently truncated such folders). A file whose sha256 differs from the card is deleted.
+- `check_manual_drop` explains, for a dataset a person drops by hand (`needs_hand_drop`: access
+  manual, or a Drive folder whose card records `max_folder_files` >= 50), where to get each file,
+  the name to drop into resources/raw/<dataset>/ and its checksum. The workflow never writes or
+  deletes a hand drop: it is an input of unpack_raw, never the output of a rule.
 - `unpack_sources` verifies every file of the raw folder against the card again, then extracts
   archives (zip, tar, tar.gz) or copies plain files into resources/unpacked/<dataset>/, the
   folder a converter reads. A truncated or corrupt archive names the file and the remedy.
@@ -19,14 +21,17 @@ import shutil
 import tarfile
 import urllib.request
 import zipfile
-from pathlib import Path
+from collections import Counter
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from densebench.atomic import atomic_output
 
 CHUNK = 1 << 20
 GDRIVE_FOLDER_LIMIT = 50
-"""gdown's folder download stops at 50 files (it warns, then returns a truncated folder)."""
+"""Files per Drive folder from which a folder is dropped by hand, not fetched. gdown < 6.0 listed at
+most 50 entries per folder and returned a truncated copy; the pinned gdown 6.5.1 lists folders via
+embeddedfolderview without that cap (gdown PR #453), not yet tried on the large folders here."""
 
 
 class ChecksumError(ValueError):
@@ -81,24 +86,73 @@ def fetch(url: str, dest: Path, sha256: str | None = None) -> Path:
     return dest
 
 
-def fetch_gdrive(source: dict[str, Any], dest: Path) -> Path:
-    """Download a Google Drive file or folder id with gdown (folders: at most 50 files)."""
+def is_link(url: str) -> bool:
+    """Whether a card url is a web address (else a bare Google Drive id)."""
+    return url.startswith(("http://", "https://"))
+
+
+def drive_url(source: dict[str, Any]) -> str:
+    """The browser address of a Google Drive source, whose card url may be a bare id."""
+    url = source["url"]
+    if is_link(url) or not source["kind"].startswith("gdrive"):
+        return url
+    if source["kind"] == "gdrive_folder":
+        return f"https://drive.google.com/drive/folders/{url}"
+    return f"https://drive.google.com/file/d/{url}/view"
+
+
+def _gdown_target(source: dict[str, Any]) -> dict[str, str]:
+    """gdown's keyword for a card url: `url` for a Drive link, `id` for a bare id."""
+    url = source["url"]
+    return {"url": url} if is_link(url) else {"id": url}
+
+
+def too_big_for_gdown(source: dict[str, Any]) -> bool:
+    """Whether the card records a Drive folder at or above gdown's per-folder file limit."""
+    large = source.get("max_folder_files", 0) >= GDRIVE_FOLDER_LIMIT
+    return source["kind"] == "gdrive_folder" and large
+
+
+def needs_hand_drop(card: dict[str, Any]) -> bool:
+    """Whether a person drops the dataset's raw files by hand (the workflow never fetches them)."""
+    sources = card.get("sources") or []
+    by_hand = any(s["kind"] == "manual" or too_big_for_gdown(s) for s in sources)
+    return card.get("access") == "manual" or by_hand
+
+
+def _largest_folder(listing: list[Any]) -> int:
+    """The most files listed in one folder of a gdown folder listing (items with a .path)."""
+    folders = Counter(PurePosixPath(getattr(item, "path", str(item))).parent for item in listing)
+    return max(folders.values(), default=0)
+
+
+def fetch_gdrive(source: dict[str, Any], dest: Path, raw_dir: Path | None = None) -> Path:
+    """Download a Google Drive file or folder (id or link) with gdown into dest.
+
+    A folder with GDRIVE_FOLDER_LIMIT or more files in one subfolder is refused with the
+    instructions for a hand drop into raw_dir (the dataset's final raw folder, default dest's).
+    """
     import gdown
 
+    target = _gdown_target(source)
     if source["kind"] == "gdrive_file":
         with atomic_output(dest) as tmp:
-            gdown.download(id=source["url"], output=str(tmp), quiet=True, resume=False)
+            gdown.download(**target, output=str(tmp), quiet=True, resume=False)
             verify(tmp, source.get("sha256"), source["url"])
         return dest
-    listing = gdown.download_folder(id=source["url"], skip_download=True, quiet=True)
-    if len(listing) >= GDRIVE_FOLDER_LIMIT:
+    listing = gdown.download_folder(**target, skip_download=True, quiet=True)
+    largest = _largest_folder(listing)
+    if largest >= GDRIVE_FOLDER_LIMIT:
+        drop = Path(raw_dir or Path(dest).parent) / source["filename"]
         raise RawDataError(
-            f"Google Drive folder {source['url']} lists {len(listing)} files; gdown fetches at "
-            f"most {GDRIVE_FOLDER_LIMIT} per folder and would return a truncated copy. Download "
-            f"it in a browser and drop it as {dest}"
+            f"Google Drive folder {drive_url(source)} holds {largest} files in one folder; gdown "
+            f"may fetch at most {GDRIVE_FOLDER_LIMIT} per folder and return a truncated copy. "
+            f"Download it in a browser, place it as {drop}/ and add `max_folder_files: {largest}` "
+            "to this source in config/datasets.yaml, so that the workflow takes your copy and "
+            "never downloads (nor deletes) it"
         )
     with atomic_output(dest) as tmp:
-        gdown.download_folder(id=source["url"], output=str(tmp), quiet=True)
+        gdown.download_folder(**target, output=str(tmp), quiet=True)
     return dest
 
 
@@ -107,8 +161,7 @@ def fetch_sources(dataset: str, card: dict[str, Any], out_dir: Path) -> None:
     sources = card.get("sources") or []
     if not sources:
         raise RawDataError(f"dataset {dataset}: its card lists no sources; add them to its card")
-    manual = [s for s in sources if s["kind"] == "manual"]
-    if manual:
+    if needs_hand_drop(card):
         raise RawDataError(manual_instructions(dataset, card, Path(out_dir)))
     partial = Path(out_dir).parent / ".partial" / dataset  # resumable downloads live here
     try:
@@ -119,40 +172,68 @@ def fetch_sources(dataset: str, card: dict[str, Any], out_dir: Path) -> None:
                     fetch(source["url"], partial / source["filename"], source.get("sha256"))
                     (partial / source["filename"]).replace(tmp / source["filename"])
                 else:
-                    fetch_gdrive(source, tmp / source["filename"])
+                    fetch_gdrive(source, tmp / source["filename"], raw_dir=Path(out_dir))
     finally:
         for folder in (partial, partial.parent):  # keep only unfinished downloads
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
 
 
+def _hand_drop_reason(card: dict[str, Any]) -> str:
+    """Why a dataset is dropped by hand, in words."""
+    large = [s for s in card.get("sources") or [] if too_big_for_gdown(s)]
+    if card.get("access") == "manual" or not large:
+        return "registration required"
+    return (
+        f"its Google Drive folder holds {large[0]['max_folder_files']} files in one folder, "
+        f"above gdown's {GDRIVE_FOLDER_LIMIT}-file limit"
+    )
+
+
+def _is_folder(source: dict[str, Any]) -> bool:
+    """Whether a source is dropped as a folder (a Drive folder), not as one file."""
+    return source["kind"] == "gdrive_folder"
+
+
+def missing_sources(card: dict[str, Any], raw_dir: Path) -> list[dict[str, Any]]:
+    """The card's sources not (yet) in raw_dir: files must be files, Drive folders folders."""
+    missing = []
+    for source in card.get("sources") or []:
+        path = Path(raw_dir) / source["filename"]
+        if not (path.is_dir() if _is_folder(source) else path.is_file()):
+            missing.append(source)
+    return missing
+
+
 def manual_instructions(dataset: str, card: dict[str, Any], raw_dir: Path) -> str:
     """What a user must download by hand, from where, under which name and checksum."""
     lines = [
-        f"dataset {dataset} needs a manual download (registration required); place these files "
-        f"in {raw_dir}/ and run again:"
+        f"dataset {dataset} needs a manual download ({_hand_drop_reason(card)}); place these "
+        f"files in {raw_dir}/ and run again:"
     ]
+    missing = missing_sources(card, raw_dir)
     for source in card.get("sources") or []:
-        checksum = source.get("sha256") or (
-            f"not published: recorded on first use in resources/unpacked/{dataset}/SOURCES.sha256"
-        )
-        lines.append(f"  {source['filename']}  from {source['url']}  (sha256 {checksum})")
+        record = f"resources/unpacked/{dataset}/SOURCES.sha256"
+        published = source.get("sha256") or f"not published: recorded on first use in {record}"
+        checksum = f"sha256 {published}"
+        name = source["filename"]
+        if _is_folder(source):
+            name, checksum = f"{name}/ (the whole folder)", "no checksum"
+        there = "" if source in missing else "  [already there]"
+        lines.append(f"  {name}  from {drive_url(source)}  ({checksum}){there}")
     return "\n".join(lines)
 
 
 def check_manual_drop(dataset: str, card: dict[str, Any], raw_dir: Path) -> None:
-    """Raise with instructions when any source file of the card is missing from raw_dir."""
-    missing = [
-        s for s in card.get("sources") or [] if not (Path(raw_dir) / s["filename"]).is_file()
-    ]
-    if missing:
+    """Raise with instructions when any source of the card is missing from raw_dir."""
+    if missing_sources(card, raw_dir):
         raise RawDataError(manual_instructions(dataset, card, Path(raw_dir)))
 
 
 def unpack_sources(dataset: str, card: dict[str, Any], raw_dir: Path, out_dir: Path) -> None:
     """Verify every source file again, then extract or copy them into out_dir (atomic)."""
     raw_dir = Path(raw_dir)
-    if card.get("access") == "manual":
+    if needs_hand_drop(card):
         check_manual_drop(dataset, card, raw_dir)
     with atomic_output(Path(out_dir)) as tmp:
         tmp.mkdir()

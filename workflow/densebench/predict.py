@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from densebench.atomic import atomic_output
 from densebench.data import SegmentationSplit
+from densebench.identity import training_identity
 from densebench.models.segmenter import backbone_fingerprint, build_model, load_trainable_state
 from densebench.runtime import amp_dtype, autocast, configure_torch, confusion
 
@@ -31,10 +32,22 @@ RUN_KEYS = ("dataset", "model", "strategy")
 """Keys identifying a run, stored in its confusion file."""
 
 
-def load_run(checkpoint: Path, weights_dir: Path | None):
-    """Rebuild a trained run's model from its spec and trainable-state checkpoint."""
+def load_run(checkpoint: Path, weights_dir: Path | None, spec: dict[str, Any] | None = None):
+    """Rebuild a trained run's model from its trainable-state checkpoint (`best.pt`).
+
+    With the job's current `spec`, the checkpoint must have been trained under the same training
+    identity (`densebench.identity`); the current spec then decides the evaluation and execution
+    settings. Without it, the spec saved in the checkpoint is used.
+    """
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    spec = saved["spec"]
+    if spec is None:
+        spec = saved["spec"]
+    elif training_identity(saved["spec"]) != training_identity(spec):
+        raise ValueError(
+            f"{checkpoint} was trained under another training configuration than this job's "
+            f"({spec['dataset']} / {spec['model']} / {spec['strategy']}); retrain the run: "
+            f"snakemake --forcerun train {checkpoint}"
+        )
     model = build_model(spec, weights_dir)
     expected = saved["provenance"]["backbone_fingerprint"]
     if not np.isclose(backbone_fingerprint(model), expected, rtol=1e-9):
@@ -82,7 +95,12 @@ def sliding_window_logits(
 
 @torch.no_grad()
 def predict_matrices(model, spec: dict[str, Any], store: Path, device) -> tuple[np.ndarray, list]:
-    """Per-image confusion matrices of the test split and the sample ids."""
+    """Per-image confusion matrices of the test split and the sample ids, in split order.
+
+    Split order is the authors' test-list order in a store written with their split list, as in
+    ``scripts/infer_bootstrap.py::collect_per_sample_confusion_matrices_resize`` (an unshuffled
+    loader over the list), so the bootstrap's image indices pick the same images as theirs.
+    """
     norm, size = spec["normalisation"], spec["input_size"]
     evaluate, c, ignore = spec["evaluate"], spec["num_classes"], spec["ignore_index"]
     dtype = amp_dtype(device, spec["fixes"]["bf16_autocast"])
@@ -114,10 +132,15 @@ def predict_matrices(model, spec: dict[str, Any], store: Path, device) -> tuple[
 
 
 def predict_run(
-    checkpoint: Path, store: Path, out: Path, weights_dir: Path | None = None, threads: int = 1
+    checkpoint: Path,
+    store: Path,
+    out: Path,
+    weights_dir: Path | None = None,
+    threads: int = 1,
+    spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write confusion.npz for the test split: matrices (N, C, C), sample_ids, classes, keys."""
-    spec, model = load_run(checkpoint, weights_dir)
+    spec, model = load_run(checkpoint, weights_dir, spec)
     device = configure_torch(int(spec["train"]["seed"]), threads)
     model.to(device).eval()
     stacked, ids = predict_matrices(model, spec, store, device)

@@ -90,13 +90,6 @@ def build_run_spec(
     }
 
 
-def training_part(spec: dict[str, Any]) -> dict[str, Any]:
-    """What decides the trained weights: the spec without evaluation settings."""
-    part = {k: v for k, v in spec.items() if k != "evaluate"}
-    part["fixes"] = stage_fixes(spec["fixes"], "train")
-    return part
-
-
 def dumps(spec: dict[str, Any]) -> str:
     """Canonical JSON of a spec (sorted keys, compact), stable across runs."""
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))

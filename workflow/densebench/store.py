@@ -130,7 +130,6 @@ def _group_attrs(
     name = card.get("converter")
     attrs = {
         "dataset": dataset,
-        "display_name": card.get("display_name", dataset),
         "classes": list(card["classes"]),
         "num_classes": len(card["classes"]),
         "ignore_index": IGNORE_INDEX,

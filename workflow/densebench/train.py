@@ -6,7 +6,13 @@ every epoch with strictly-better model selection. After every epoch `last.pt` (e
 to resume: trainable state, optimizer, scaler, selection state, log) replaces the previous one
 atomically, and a restarted job resumes from it with identical results: all randomness is
 derived from (seed, epoch[, sample]). At the end `best.pt` holds only the trainable state of the
-selected epoch.
+selected epoch, `train_log.csv` the whole log and `provenance.json` the run's record (none of
+the job's outputs exists before it finishes: a killed job leaves only `last.pt`, which is no
+output, so Snakemake sees nothing incomplete); then
+`last.pt` (a resume file of up to a GB) is removed: a finished run never needs it again, since
+prediction loads `best.pt`. A job killed after its last epoch resumes straight into that finish.
+`last.pt` is kept only while its training identity (`densebench.identity`) is the job's; a
+`last.pt` of another recipe is set aside and the run trains from scratch.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from torch.utils.data import DataLoader, Sampler
 from densebench import __version__
 from densebench.atomic import atomic_output, remove_stale_in, write_text
 from densebench.data import SegmentationSplit, epoch_order
+from densebench.identity import training_identity
 from densebench.losses import dice_loss
 from densebench.models.segmenter import (
     SegmentationModel,
@@ -37,7 +44,6 @@ from densebench.models.segmenter import (
 )
 from densebench.runtime import amp_dtype, autocast, configure_torch, confusion
 from densebench.schedule import cosine_period, lr_at
-from densebench.spec import training_part
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_mIoU", "images_per_s", "epoch_s", "eta_s")
 """Columns of the per-epoch training log."""
@@ -195,8 +201,7 @@ def train_run(
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_state": None, "log": []}
     last = out_dir / "last.pt"
     if last.exists():
-        state = resume(last, model, trainer, spec)
-        print(f"resuming from {last} after epoch {state['epoch']}", flush=True)
+        state = resume(last, model, trainer, spec) or state
     train_loader = make_loader(train_data, spec, True, device)
     val_loader = make_loader(val_data, spec, False, device)
     t_max = cosine_period(cfg, spec["fixes"]["cosine_period_epochs"])
@@ -224,28 +229,35 @@ def train_run(
             f"{row['images_per_s']:.1f} img/s eta {row['eta_s']:.0f}s",
             flush=True,
         )
-        write_log(state["log"], out_dir / "train_log.csv")
         save_torch(
             {"spec": spec, "model": trainable_state(model), **trainer.state(), **state}, last
         )
     return finish(spec, state, model, out_dir, fingerprint)
 
 
-def resume(path: Path, model, trainer: Trainer, spec: dict) -> dict[str, Any]:
-    """Restore model, optimizer and loop state from `last.pt`; refuse another run's file."""
+def resume(path: Path, model, trainer: Trainer, spec: dict) -> dict[str, Any] | None:
+    """Restore model, optimizer and loop state from `last.pt` if it is this run's; else None.
+
+    A `last.pt` of another training identity (the recipe or a record changed since it was
+    written) is removed, and the run trains from scratch.
+    """
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    if training_part(saved["spec"]) != training_part(spec):
-        raise ValueError(
-            f"{path} belongs to a different training configuration; delete it to train from scratch"
+    if training_identity(saved["spec"]) != training_identity(spec):
+        print(
+            f"{path} was written under another training configuration; training from scratch",
+            flush=True,
         )
+        path.unlink()
+        return None
     load_trainable_state(model, saved["model"])
     trainer.load_state(saved)
     keys = ("epoch", "best_score", "best_epoch", "best_state", "log")
+    print(f"resuming from {path} after epoch {saved['epoch']}", flush=True)
     return {k: saved[k] for k in keys}
 
 
 def finish(spec: dict, state: dict, model, out_dir: Path, fingerprint: float) -> dict:
-    """Write best.pt and provenance.json for the selected epoch."""
+    """Write best.pt, train_log.csv and provenance.json of the finished run; drop last.pt."""
     provenance = {
         "dataset": spec["dataset"],
         "model": spec["model"],
@@ -266,7 +278,9 @@ def finish(spec: dict, state: dict, model, out_dir: Path, fingerprint: float) ->
         {"state": state["best_state"], "spec": spec, "provenance": provenance},
         out_dir / "best.pt",
     )
+    write_log(state["log"], out_dir / "train_log.csv")
     write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", out_dir / "provenance.json")
+    (out_dir / "last.pt").unlink(missing_ok=True)
     return provenance
 
 

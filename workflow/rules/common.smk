@@ -1,4 +1,5 @@
 # Shared helpers: config validation, the three registries, the grid, run specs.
+import os
 import sys
 from pathlib import Path
 
@@ -6,12 +7,25 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from densebench.config import expose_commands
 from densebench.registry import Registries
 from densebench.fixes import scoring_options
 from densebench.spec import build_run_spec, dumps
+from densebench.identity import (
+    canonical,
+    prediction_identity,
+    snapshot_manifest,
+    sources_identity,
+    store_identity,
+    training_identity,
+    weights_identity,
+)
+from functools import lru_cache
 import re
 
 validate(config, schema="../schemas/config.schema.yaml")
+# Jobs call `densebench`: take it from the environment Snakemake itself runs from.
+expose_commands(os.environ, sys.executable)
 
 
 def registry_file(axis):
@@ -78,32 +92,103 @@ def split_list_flag(wildcards, input):
 
 
 def check_manual_drops():
-    """Before any job runs: fail with instructions if a scheduled run needs a manual drop."""
-    from densebench.download import check_manual_drop
+    """Before any job runs: stop, with instructions for all of them, if a scheduled dataset's
+    hand drop is missing (manual_raw is scheduled exactly for incomplete drops)."""
+    from densebench.download import RawDataError, manual_instructions
 
-    for job in workflow.dag.needrun_jobs():
-        if job.rule.name == "manual_raw":
-            dataset = job.wildcards["dataset"]
-            card = REGISTRIES.datasets[dataset]
-            check_manual_drop(dataset, card, Path(f"resources/raw/{dataset}"))
+    jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == "manual_raw"]
+    missing = sorted({job.wildcards["dataset"] for job in jobs})
+    texts = [
+        manual_instructions(d, REGISTRIES.datasets[d], Path(f"resources/raw/{d}"))
+        for d in missing
+    ]
+    if texts:
+        raise RawDataError("\n\n".join(texts))
 
 
-def card_json(wildcards):
-    """The dataset card of a job, as canonical JSON."""
+def hand_dropped_datasets():
+    """Datasets a person drops into resources/raw/<dataset>/: the workflow never fetches them."""
+    from densebench.download import needs_hand_drop
+
+    return [d for d, card in REGISTRIES.datasets.items() if needs_hand_drop(card)]
+
+
+def downloaded_datasets():
+    """Open datasets the workflow downloads itself into resources/raw/<dataset>/."""
+    return [d for d in OPEN if d not in hand_dropped_datasets()]
+
+
+def raw_inputs(wildcards):
+    """Inputs of unpack_raw: the download folder, every file of a complete hand drop (an input,
+    never an output: no flag deletes it), or, while a drop is incomplete, a marker that only
+    manual_raw makes (by failing with the instructions)."""
+    from densebench.download import missing_sources
+
+    dataset = wildcards.dataset
+    raw = Path(f"resources/raw/{dataset}")
+    card = REGISTRIES.datasets[dataset]
+    if dataset not in hand_dropped_datasets():
+        return {"raw": str(raw)}
+    if missing_sources(card, raw):
+        return {"missing": f"{raw}.missing"}
+    return {"drop": [str(raw / source["filename"]) for source in card["sources"]]}
+
+
+def card_json(wildcards, output):
+    """The dataset card of a job, as canonical JSON (output-derived: not a rerun trigger)."""
     return dumps(REGISTRIES.datasets[wildcards.dataset])
 
 
-def model_json(wildcards):
-    """The model record of a job, as canonical JSON."""
+def sources_identity_json(wildcards):
+    """What re-downloads or re-unpacks a dataset's raw files: a rerun trigger."""
+    return canonical(sources_identity(REGISTRIES.datasets[wildcards.dataset]))
+
+
+def split_list_identity_json(wildcards):
+    """What re-downloads the authors' split list of a dataset: a rerun trigger."""
+    return canonical(REGISTRIES.datasets[wildcards.dataset].get("split_list"))
+
+
+def store_identity_json(wildcards):
+    """What regenerates or re-converts a dataset (its card's content, the split settings and
+    the store layout; not its description): a rerun trigger."""
+    card = REGISTRIES.datasets[wildcards.dataset]
+    return canonical(store_identity(card, config["data"]))
+
+
+def model_json(wildcards, output):
+    """The model record of a job, as canonical JSON (output-derived: not a rerun trigger)."""
     return dumps(REGISTRIES.models[wildcards.model])
 
 
-def run_spec(wildcards):
-    """The run spec of a (dataset, model, strategy) job, as canonical JSON."""
-    spec = build_run_spec(
-        config, wildcards.dataset, wildcards.model, wildcards.strategy, REGISTRIES
-    )
-    return dumps(spec)
+def weights_identity_json(wildcards):
+    """What re-downloads a model's weights (hub repo and revision): a rerun trigger."""
+    snapshot = snapshot_manifest(Path(f"resources/weights/{wildcards.model}"))
+    return canonical(weights_identity(REGISTRIES.models[wildcards.model], snapshot))
+
+
+@lru_cache(maxsize=None)
+def cell_spec(dataset, model, strategy):
+    """The run spec of a (dataset, model, strategy) cell (a dict: do not modify)."""
+    return build_run_spec(config, dataset, model, strategy, REGISTRIES)
+
+
+def job_spec(wildcards, input):
+    """The run spec of a job, as canonical JSON: everything the job reads. Input-derived, so
+    Snakemake does not record it; the job's identity params below decide reruns."""
+    return dumps(cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy))
+
+
+def training_identity_json(wildcards):
+    """What retrains a run (densebench.identity), as canonical JSON: a rerun trigger."""
+    spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
+    return canonical(training_identity(spec))
+
+
+def prediction_identity_json(wildcards):
+    """What re-predicts a trained run (densebench.identity), as canonical JSON: a trigger."""
+    spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
+    return canonical(prediction_identity(spec))
 
 
 def weights_flag(wildcards):

@@ -1,5 +1,12 @@
 # Data stage: raw files (downloaded, dropped by hand, or generated) -> verified and unpacked ->
 # converted -> validated zarr store, one per dataset.
+# A hand drop (registration-only datasets, Drive folders too large for gdown) is never the output
+# of a rule, only an input of unpack_raw, so no flag (-F, --forcerun, --delete-all-output) can
+# delete it. While it is incomplete, unpack_raw waits on a marker that only manual_raw "makes",
+# and the onstart check stops the run before any job with the instructions.
+# Each rule's `identity` param is what redoes its product (densebench.identity); the whole card
+# reaches the job through an output-derived param, which Snakemake does not record, so editing a
+# card's description (notes, display name) redoes nothing.
 
 
 rule synthesize_raw:
@@ -12,6 +19,7 @@ rule synthesize_raw:
     conda:
         "../../envs/densebench.yaml"
     params:
+        identity=store_identity_json,
         card=card_json,
     message:
         "Generating the synthetic raw files of {wildcards.dataset}"
@@ -25,11 +33,12 @@ rule download_raw:
     log:
         "logs/download_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(OPEN),
+        dataset=alternatives(downloaded_datasets()),
     localrule: True
     conda:
         "../../envs/densebench.yaml"
     params:
+        identity=sources_identity_json,
         card=card_json,
     message:
         "Downloading the raw files of {wildcards.dataset}"
@@ -40,11 +49,11 @@ rule download_raw:
 
 rule manual_raw:
     output:
-        raw=directory("resources/raw/{dataset}"),
+        missing="resources/raw/{dataset}.missing",
     log:
         "logs/manual_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(MANUAL),
+        dataset=alternatives(hand_dropped_datasets()),
     localrule: True
     conda:
         "../../envs/densebench.yaml"
@@ -54,12 +63,12 @@ rule manual_raw:
         "{wildcards.dataset} needs a manual download: see the instructions below"
     shell:
         "densebench manual-check --dataset {wildcards.dataset} --card {params.card:q}"
-        " --raw {output.raw} 2>&1 | tee {log}; exit 1"
+        " --raw resources/raw/{wildcards.dataset} 2>&1 | tee {log}; exit 1"
 
 
 rule unpack_raw:
     input:
-        raw="resources/raw/{dataset}",
+        unpack(raw_inputs),
     output:
         unpacked=directory("resources/unpacked/{dataset}"),
     log:
@@ -69,12 +78,13 @@ rule unpack_raw:
     conda:
         "../../envs/densebench.yaml"
     params:
+        identity=sources_identity_json,
         card=card_json,
     message:
         "Verifying and unpacking the raw files of {wildcards.dataset}"
     shell:
         "densebench unpack --dataset {wildcards.dataset} --card {params.card:q}"
-        " --raw {input.raw} --out {output.unpacked} > {log} 2>&1"
+        " --raw resources/raw/{wildcards.dataset} --out {output.unpacked} > {log} 2>&1"
 
 
 rule download_split_list:
@@ -86,6 +96,7 @@ rule download_split_list:
     conda:
         "../../envs/densebench.yaml"
     params:
+        identity=split_list_identity_json,
         card=card_json,
     message:
         "Downloading the authors' split list of {wildcards.dataset}"
@@ -104,6 +115,7 @@ rule convert:
     conda:
         "../../envs/densebench.yaml"
     params:
+        identity=store_identity_json,
         card=card_json,
         policy=config["data"]["split_policy"],
         seed=config["data"]["split_seed"],

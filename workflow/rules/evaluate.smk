@@ -1,6 +1,34 @@
-# Evaluate stage: per-image confusion matrices (written by each training job) -> metrics + CIs.
+# Evaluate stage: each trained run predicts its test split into per-image confusion matrices
+# (from best.pt: a prediction change never retrains), then metrics + bootstrap CIs.
 # Scoring is one job per dataset: every run of a dataset is bootstrapped with the same seed
 # (the authors' practice), and the grid's DAG stays small.
+
+
+rule predict:
+    input:
+        unpack(run_inputs),
+        best=f"{RUN_DIR}/best.pt",
+    output:
+        confusion=f"{RUN_DIR}/confusion.npz",
+    log:
+        "logs/predict/{dataset}/{model}/{strategy}.log",
+    benchmark:
+        "logs/benchmarks/predict/{dataset}/{model}/{strategy}.tsv"
+    group:
+        "run"
+    conda:
+        "../../envs/densebench.yaml"
+    threads: 1
+    params:
+        identity=prediction_identity_json,
+        spec=job_spec,
+        weights=weights_flag,
+    message:
+        "Predicting the test split of {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
+    shell:
+        "densebench predict --spec {params.spec:q} --checkpoint {input.best}"
+        " --store {input.store} --out {output.confusion} {params.weights}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule score:

@@ -1,7 +1,9 @@
-# Train stage: one job per (dataset, model, strategy). The job trains, then predicts the test
-# split with the selected checkpoint into per-image confusion matrices (as the authors' training
-# script tests once at the end), so the backbone is loaded once per run. It resumes from last.pt,
-# which is deliberately not an output, so Snakemake keeps it across a killed attempt.
+# Train stage: one job per (dataset, model, strategy), writing the trainable state of the selected
+# epoch (best.pt), the per-epoch log and the run's provenance. A killed job resumes from last.pt
+# (deliberately not an output, so Snakemake keeps it across attempts), which the job removes once
+# training is complete. The job reruns only when the run's training identity changes
+# (densebench.identity): editing a record's description or an execution setting retrains nothing.
+# On a cluster, training and prediction of a run share one job (group "run").
 
 
 rule train:
@@ -11,21 +13,22 @@ rule train:
         best=f"{RUN_DIR}/best.pt",
         history=f"{RUN_DIR}/train_log.csv",
         provenance=f"{RUN_DIR}/provenance.json",
-        confusion=f"{RUN_DIR}/confusion.npz",
     log:
         "logs/train/{dataset}/{model}/{strategy}.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{model}/{strategy}.tsv"
+    group:
+        "run"
     conda:
         "../../envs/densebench.yaml"
     threads: 1
     params:
-        spec=run_spec,
+        identity=training_identity_json,
+        spec=job_spec,
         weights=weights_flag,
         out_dir=parent_dir,
     message:
-        "Training {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}, then predicting its test split"
+        "Training {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
     shell:
         "densebench train --spec {params.spec:q} --store {input.store}"
-        " --out-dir {params.out_dir} --confusion {output.confusion} {params.weights}"
-        " --threads {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} {params.weights} --threads {threads} > {log} 2>&1"

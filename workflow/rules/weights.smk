@@ -14,6 +14,7 @@ rule download_weights:
     conda:
         "../../envs/densebench.yaml"
     params:
+        identity=weights_identity_json,
         record=model_json,
     message:
         "Downloading the weights of {wildcards.model}"

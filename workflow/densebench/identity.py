@@ -1,0 +1,127 @@
+"""What identifies each product of the workflow, and so what makes Snakemake redo it.
+
+A rule passes its product's identity as a plain `params` value, which Snakemake records and
+compares on the next run (its `params` rerun trigger); everything else a job needs (the whole
+run spec, execution settings) reaches the job through an input-derived param, which Snakemake
+does not record. So editing a record's description or an execution setting redoes nothing,
+while editing anything that changes the numbers redoes exactly what it changes:
+
+- raw download: the card's `access` and `sources`; unpacked raw: its `sources`; split list:
+  its `split_list`;
+- zarr store: the card without its descriptive keys (`CARD_DESCRIPTIVE`), plus the split
+  settings;
+- weights snapshot: the model's hub repo and revision (pinning the revision that the snapshot
+  already holds is no change);
+- trained run (`best.pt`): `training_identity`, i.e. the store and weights (by file time), the
+  model and strategy records without descriptive keys, the resolved input size and
+  normalisation, the decoder, the recipe without execution settings (`TRAIN_EXECUTION`), and
+  the train-stage fixes;
+- prediction (`confusion.npz`): `prediction_identity`, i.e. the trained run (by file time), the
+  inference mode and the predict-stage fixes;
+- scores: the bootstrap settings and metric definitions (the score rule's params).
+
+`last.pt` carries the training identity of the run that wrote it: a job resumes from it only if
+the identity is the same, and otherwise trains from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from densebench.fixes import stage_fixes
+
+CARD_DESCRIPTIVE = frozenset({"display_name", "notes", "paper_input_size", "min_side"})
+"""Card keys that do not change a dataset's store (`min_side` enters runs via the input size)."""
+
+MODEL_DESCRIPTIVE = frozenset(
+    {"display_name", "licence", "params_m", "notes", "gated", "hf_repo", "revision"}
+)
+"""Model-record keys that do not change a trained run (the weights enter through their folder)."""
+
+STRATEGY_DESCRIPTIVE = frozenset({"display_name", "published", "notes"})
+"""Strategy-record keys that do not change a trained run."""
+
+TRAIN_EXECUTION = frozenset(
+    {"num_workers", "channels_last", "compile", "grad_checkpointing"}
+    | {"max_input_size", "input_size"}
+)
+"""`train` keys that change how a run executes, not what it computes (the input-size keys enter
+through the resolved input size)."""
+
+
+def without(record: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """A copy of a record without the given keys."""
+    drop = set(keys)
+    return {k: v for k, v in record.items() if k not in drop}
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON (sorted keys, compact): equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def sources_identity(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a dataset's raw files: how it is accessed and where from."""
+    return {"access": card.get("access"), "sources": card.get("sources", [])}
+
+
+STORE_FORMAT = 2
+"""Version of the store layout; bump it when stores must be rewritten (2: paper-policy stores
+record the authors' list order of each split)."""
+
+
+def store_identity(card: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a dataset's zarr store: the card's content, the split settings, the layout."""
+    return {"card": without(card, CARD_DESCRIPTIVE), "data": dict(data), "format": STORE_FORMAT}
+
+
+def weights_identity(record: Mapping[str, Any], snapshot: Mapping[str, Any] | None) -> dict:
+    """What decides a model's weights snapshot: repo and revision.
+
+    Pinning `revision` to the commit the existing snapshot already holds (what the README asks
+    users to do) resolves to the revision that snapshot was requested with, so it is no change.
+    """
+    revision = record.get("revision")
+    if snapshot and revision and str(snapshot.get("commit", "")).startswith(str(revision)):
+        revision = snapshot.get("revision")
+    return {"repo": record.get("hf_repo"), "revision": revision}
+
+
+def snapshot_manifest(folder: Path) -> dict[str, Any] | None:
+    """The SNAPSHOT.json of a weights folder, or None if there is none (yet) or it is unreadable."""
+    from densebench.weights import MANIFEST
+
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def training_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a run's trained weights, given its store and weights files."""
+    return {
+        "dataset": spec["dataset"],
+        "model": spec["model"],
+        "strategy": spec["strategy"],
+        "num_classes": spec["num_classes"],
+        "ignore_index": spec["ignore_index"],
+        "input_size": spec["input_size"],
+        "normalisation": spec["normalisation"],
+        "fixes": stage_fixes(spec["fixes"], "train"),
+        "model_record": without(spec["model_record"], MODEL_DESCRIPTIVE),
+        "strategy_record": without(spec["strategy_record"], STRATEGY_DESCRIPTIVE),
+        "decoder": spec["decoder"],
+        "train": without(spec["train"], TRAIN_EXECUTION),
+    }
+
+
+def prediction_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a run's test predictions, given its trained weights."""
+    evaluate = spec["evaluate"]
+    identity = {"inference": evaluate["inference"], "fixes": stage_fixes(spec["fixes"], "predict")}
+    if evaluate["inference"] == "sliding_window":
+        identity["overlap"] = evaluate["overlap"]
+    return identity
