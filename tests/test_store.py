@@ -77,7 +77,6 @@ def test_round_trip_and_attrs(samples, tmp_path):
     attrs = store.attrs
     expected = {
         "dataset": "demo",
-        "display_name": "Store test",
         "classes": CARD["classes"],
         "num_classes": 4,
         "ignore_index": 255,
@@ -93,6 +92,7 @@ def test_round_trip_and_attrs(samples, tmp_path):
         "densebench_version": __version__,
     }
     assert {k: attrs[k] for k in expected} == expected
+    assert "display_name" not in attrs  # a description, not part of the store's identity
     assert store.classes == CARD["classes"] and store.num_classes == 4
     assert store.ignore_index == 255
     meta = store.samples
