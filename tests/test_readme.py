@@ -31,6 +31,7 @@ HOW = {
     "make format": "make -n",
     "make bench": "make -n",
     ".venv/bin/snakemake -n --quiet rules": "run",
+    ".venv/bin/snakemake --directory .test --cores 2": "dry-run",
     ".venv/bin/snakemake --cores 1 results/weights/preflight.tsv --forcerun preflight": "run",
     ".venv/bin/densebench preflight --out preflight.tsv": "run",
     ".venv/bin/densebench params --model PathOrchestra --strategy lora --dataset GlaS": "run",

@@ -169,22 +169,17 @@ def kill_when_exists(workdir: Path, run: list[str], path: Path, delay: float) ->
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> tuple[Path, list[str]]:
-    """The reduced demo (1 dataset x 2 models x 2 strategies, 2 epochs) run through Snakemake,
-    on copies of the registries that tests may edit."""
+    """The reduced demo (.test/config/config.yaml: 1 dataset x 2 models x 2 strategies, 2 epochs)
+    run through Snakemake, on copies of the registries that tests may edit."""
     workdir = tmp_path_factory.mktemp("demo")
     (workdir / "config").symlink_to(REPO / "config")
     registries = {}
     for axis in ("models", "datasets", "strategies"):
         registries[axis] = str(workdir / f"{axis}.yaml")
         shutil.copy(REPO / f"config/{axis}.yaml", registries[axis])
-    config = write_config(
-        workdir,
-        datasets=["demo_glands"],
-        models=["demo_vit_p8", "demo_vit_p14_reg4"],
-        strategies=["frozen", "lora"],
-        train=dict(yaml.safe_load((REPO / "config/demo.yaml").read_text())["train"], epochs=2),
-        registries=registries,
-    )
+    config = workdir / "test_config.yaml"
+    reduced = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+    config.write_text(yaml.safe_dump(dict(reduced, registries=registries)))
     run = ["--configfile", str(config), "--cores", "2"]
     snakemake(workdir, *run)
     return workdir, run
