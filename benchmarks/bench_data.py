@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from densebench.config import ROOT
-from densebench.converters import Sample, get_converter
+from densebench.data.converters import Sample, get_converter
+from densebench.data.store import DatasetStore, write_store
+from densebench.data.synthetic import write_synthetic_raw
 from densebench.registry import Registries
-from densebench.store import DatasetStore, write_store
-from densebench.synthetic import write_synthetic_raw
 
 
 def conversion_rate(registries: Registries, folder: Path, images: int) -> tuple[float, int]:

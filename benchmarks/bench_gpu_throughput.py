@@ -23,7 +23,7 @@ from densebench.config import ROOT, load_config
 from densebench.models.segmenter import build_model, count_parameters
 from densebench.registry import Registries
 from densebench.spec import build_run_spec
-from densebench.train import Trainer
+from densebench.train.loop import Trainer
 
 TIMM_PFMS = ("lunit_vits8", "uni_v1", "kaiko-vitl14", "virchow_v2", "uni_v2", "hoptimus_0")
 """Paper models buildable from timm alone, from 22M to 1.1B parameters."""

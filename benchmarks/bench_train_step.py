@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from densebench.config import ROOT, load_config
-from densebench.losses import dice_loss
 from densebench.models.segmenter import build_model
 from densebench.registry import Registries
 from densebench.spec import build_run_spec
-from densebench.train import Trainer, make_loader
+from densebench.train.loop import Trainer, make_loader
+from densebench.train.losses import dice_loss
 
 
 def timed(fn, repeats: int) -> float:
@@ -40,9 +40,9 @@ def timed(fn, repeats: int) -> float:
 
 def make_store(registries: Registries, folder: Path, images: int) -> Path:
     """A synthetic nuclei store with `images` training images."""
-    from densebench.converters import get_converter
-    from densebench.store import write_store
-    from densebench.synthetic import write_synthetic_raw
+    from densebench.data.converters import get_converter
+    from densebench.data.store import write_store
+    from densebench.data.synthetic import write_synthetic_raw
 
     card = copy.deepcopy(registries.datasets["demo_nuclei"])
     card["synthetic"].update(num_images=images, height=256, width=256)
@@ -89,7 +89,7 @@ def main() -> None:
         ratios.append(t_step / t_bare)
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(registries, Path(tmp), 5 * args.batch)
-        from densebench.data import SegmentationSplit
+        from densebench.data.dataset import SegmentationSplit
 
         norm = spec["normalisation"]
         data = SegmentationSplit(store, "train", args.size, norm["mean"], norm["std"], True, 0)

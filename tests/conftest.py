@@ -11,6 +11,8 @@ from densebench.config import ROOT, load_config
 from densebench.registry import Registries
 
 REPO = ROOT
+FIXTURES = Path(__file__).parent / "fixtures"
+"""Test data files (published excerpts, split-list excerpts, checkpoint key lists)."""
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +32,9 @@ def demo_config() -> dict:
 @pytest.fixture(scope="session")
 def small_store(tmp_path_factory, registries) -> Path:
     """A converted demo_nuclei store with 12 images (seeded split)."""
-    from densebench.converters import get_converter
-    from densebench.store import write_store
-    from densebench.synthetic import write_synthetic_raw
+    from densebench.data.converters import get_converter
+    from densebench.data.store import write_store
+    from densebench.data.synthetic import write_synthetic_raw
 
     card = copy.deepcopy(registries.datasets["demo_nuclei"])
     card["synthetic"]["num_images"] = card["num_images"] = 12

@@ -1,6 +1,6 @@
 """Shared data of the paper-split order tests: an excerpt of the authors' TNBC split list.
 
-`tests/data/tnbc_split_excerpt.json` keeps, from lingxitong/PFM_Segmentation
+`tests/fixtures/tnbc_split_excerpt.json` keeps, from lingxitong/PFM_Segmentation
 configs/data/TNBC.json (commit ae0ac9df7f73d7cbe6d44d2d159f79d32a6ee95c), the first 4 train and
 first 2 val entries and all 5 test entries, each in the list's own (shuffled) order.
 """
@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from densebench.converters import Sample
-from densebench.store import write_store
+from densebench.data.converters import Sample
+from densebench.data.store import write_store
+from tests.conftest import FIXTURES
 
-EXCERPT = Path(__file__).parent / "data" / "tnbc_split_excerpt.json"
+EXCERPT = FIXTURES / "tnbc_split_excerpt.json"
 TEST_ORDER = ("02_2", "06_2", "01_6", "09_4", "06_1")
 """The test entries in the authors' list order (store order is sorted: 01_6, 02_2, 06_1, ...)."""
 CARD = {"classes": ["background", "nucleus"], "display_name": "TNBC excerpt"}

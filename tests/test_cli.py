@@ -76,7 +76,7 @@ def test_failures_print_the_traceback_first_and_the_message_last(tmp_path, capsy
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "Traceback (most recent call last):"
     assert any("in fetch_sources" in line for line in lines)
-    start = lines.index("densebench.download.RawDataError")
+    start = lines.index("densebench.data.download.RawDataError")
     assert lines[start + 1].startswith("densebench: error: dataset CoNSeP needs a manual download")
     assert lines[-1].startswith("  consep.zip  from https://x.org")  # the message ends stderr
     assert sum("consep.zip  from" in line for line in lines) == 1  # and is written once

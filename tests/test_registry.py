@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import REPO
 
 from densebench.registry import Registries, UnknownNameError, records
+from tests.conftest import FIXTURES, REPO
 
 PUBLISHED_MODELS = [
     "PathOrchestra", "conch_v1_5", "conch_v1", "gigapath", "hibou_l", "hoptimus_0", "hoptimus_1",
@@ -66,7 +66,7 @@ def test_unknown_axis_is_rejected(registries):
 
 
 def test_published_names_match_the_reference_files():
-    path = REPO / "tests/data/published_excerpt.json"
+    path = FIXTURES / "published_excerpt.json"
     data = json.loads(path.read_text())
     assert set(data) <= set(PUBLISHED_DATASETS)
     for models in data.values():

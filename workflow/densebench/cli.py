@@ -30,35 +30,35 @@ def json_arg(text: str) -> Any:
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
     """Generate a synthetic dataset's raw files."""
-    from densebench.synthetic import write_synthetic_raw
+    from densebench.data.synthetic import write_synthetic_raw
 
     write_synthetic_raw(args.card, args.out)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
     """Download a dataset's raw files listed in its card (sha256-verified, resumable)."""
-    from densebench.download import fetch_sources
+    from densebench.data.download import fetch_sources
 
     fetch_sources(args.dataset, args.card, args.out)
 
 
 def cmd_manual_check(args: argparse.Namespace) -> None:
     """Fail with instructions unless a registration-only dataset's files were dropped."""
-    from densebench.download import check_manual_drop
+    from densebench.data.download import check_manual_drop
 
     check_manual_drop(args.dataset, args.card, args.raw)
 
 
 def cmd_unpack(args: argparse.Namespace) -> None:
     """Verify a dataset's raw files and unpack them for its converter."""
-    from densebench.download import unpack_sources
+    from densebench.data.download import unpack_sources
 
     unpack_sources(args.dataset, args.card, args.raw, args.out)
 
 
 def cmd_split_list(args: argparse.Namespace) -> None:
     """Download the authors' published split list of a dataset at its pinned commit."""
-    from densebench.download import fetch, sha256sum
+    from densebench.data.download import fetch, sha256sum
 
     listing = args.card.get("split_list")
     if not listing:
@@ -70,8 +70,8 @@ def cmd_split_list(args: argparse.Namespace) -> None:
 
 def cmd_convert(args: argparse.Namespace) -> None:
     """Convert raw files into a validated zarr store."""
-    from densebench.converters import get_converter
-    from densebench.store import write_store
+    from densebench.data.converters import get_converter
+    from densebench.data.store import write_store
 
     converter = args.card.get("converter")
     if not converter:
@@ -95,7 +95,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 def cmd_weights(args: argparse.Namespace) -> None:
     """Download a model's weights snapshot (token from HF_TOKEN, never printed)."""
-    from densebench.weights import fetch_weights
+    from densebench.models.weights import fetch_weights
 
     snapshot = fetch_weights(args.model, args.record, args.out)
     print(
@@ -106,8 +106,8 @@ def cmd_weights(args: argparse.Namespace) -> None:
 def cmd_preflight(args: argparse.Namespace) -> None:
     """Check hub access to models (--models records, else the --config grid), no download."""
     from densebench.config import load_config, registry_path
+    from densebench.models.weights import preflight, summary, write_preflight
     from densebench.registry import Registries
-    from densebench.weights import preflight, summary, write_preflight
 
     models = args.models
     if models is None:
@@ -121,24 +121,24 @@ def cmd_preflight(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one run into --out-dir (best.pt, train_log.csv, provenance.json)."""
-    from densebench.weights import check_snapshot, enforce_offline
+    from densebench.models.weights import check_snapshot, enforce_offline
 
     enforce_offline()  # before any model library is imported: no network inside a job
     if args.weights is not None:
         check_snapshot(args.spec["model"], args.weights)
-    from densebench.train import train_run
+    from densebench.train.loop import train_run
 
     train_run(args.spec, args.store, args.out_dir, args.weights, args.threads)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """Predict a trained run's test split into per-image confusion matrices."""
-    from densebench.weights import check_snapshot, enforce_offline
+    from densebench.models.weights import check_snapshot, enforce_offline
 
     enforce_offline()
     if args.weights is not None and args.spec is not None:
         check_snapshot(args.spec["model"], args.weights)
-    from densebench.predict import predict_run
+    from densebench.evaluate.predict import predict_run
 
     predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)
 
@@ -147,8 +147,8 @@ def cmd_score(args: argparse.Namespace) -> None:
     """Metrics and bootstrap CIs of runs, from their confusion matrices (one seed for all)."""
     import pandas as pd
 
-    from densebench.metrics import score_run, write_table
-    from densebench.predict import run_keys
+    from densebench.evaluate.metrics import score_run, write_table
+    from densebench.evaluate.predict import run_keys
 
     options = {"definitions": args.definitions, "exclude_background": args.exclude_background}
     frames = [
@@ -160,8 +160,8 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     """Collect per-run metrics into the tidy results table."""
-    from densebench.aggregate import aggregate
-    from densebench.metrics import write_table
+    from densebench.evaluate.metrics import write_table
+    from densebench.report.aggregate import aggregate
 
     write_table(aggregate(args.inputs), args.out)
 
@@ -170,7 +170,7 @@ def cmd_tables(args: argparse.Namespace) -> None:
     """Per-(dataset, strategy) tables of models x metrics."""
     import pandas as pd
 
-    from densebench.report import strategy_tables
+    from densebench.report.render import strategy_tables
 
     strategy_tables(pd.read_csv(args.table), args.out_dir, args.display_names)
 
@@ -179,7 +179,7 @@ def cmd_figure3(args: argparse.Namespace) -> None:
     """Figure 3: per-dataset box plots of each strategy across models."""
     import pandas as pd
 
-    from densebench.report import figure3
+    from densebench.report.render import figure3
 
     figure3(
         pd.read_csv(args.table),

@@ -92,7 +92,7 @@ def weights_identity(record: Mapping[str, Any], snapshot: Mapping[str, Any] | No
 
 def snapshot_manifest(folder: Path) -> dict[str, Any] | None:
     """The SNAPSHOT.json of a weights folder, or None if there is none (yet) or it is unreadable."""
-    from densebench.weights import MANIFEST
+    from densebench.models.weights import MANIFEST
 
     try:
         return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))

@@ -94,7 +94,7 @@ def split_list_flag(wildcards, input):
 def check_manual_drops():
     """Before any job runs: stop, with instructions for all of them, if a scheduled dataset's
     hand drop is missing (manual_raw is scheduled exactly for incomplete drops)."""
-    from densebench.download import RawDataError, manual_instructions
+    from densebench.data.download import RawDataError, manual_instructions
 
     jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == "manual_raw"]
     missing = sorted({job.wildcards["dataset"] for job in jobs})
@@ -108,7 +108,7 @@ def check_manual_drops():
 
 def hand_dropped_datasets():
     """Datasets a person drops into resources/raw/<dataset>/: the workflow never fetches them."""
-    from densebench.download import needs_hand_drop
+    from densebench.data.download import needs_hand_drop
 
     return [d for d, card in REGISTRIES.datasets.items() if needs_hand_drop(card)]
 
@@ -122,7 +122,7 @@ def raw_inputs(wildcards):
     """Inputs of unpack_raw: the download folder, every file of a complete hand drop (an input,
     never an output: no flag deletes it), or, while a drop is incomplete, a marker that only
     manual_raw makes (by failing with the instructions)."""
-    from densebench.download import missing_sources
+    from densebench.data.download import missing_sources
 
     dataset = wildcards.dataset
     raw = Path(f"resources/raw/{dataset}")

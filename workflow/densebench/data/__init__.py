@@ -1,0 +1,1 @@
+"""Data stage: download, synthesis, splits, stores, the torch dataset, augmentation, converters."""

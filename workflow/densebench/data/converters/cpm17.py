@@ -1,0 +1,43 @@
+"""CPM-17 (Vu et al. 2019; the HoVer-Net repackaging) -> samples, as the paper's `CPM17.py` does.
+
+Raw layout (Google Drive folder `cpm17`): `cpm17/{train,test}/{Images/*.png, Labels/*.mat}`,
+names like `image_00` (repeated in train and test); the converter also accepts the split folders
+directly in the raw folder or two levels down.
+
+Recipe: image -> RGB (alpha dropped); mask = `inst_map != 0` -> 1 (0 background, 1 nucleus). The
+two folders are pooled and numbered by one running index in the authors' order: train then test,
+each in plain string order of its image names (png/jpg/jpeg/tif/tiff), giving
+`cpm17_train_sample_000000` ... `cpm17_test_sample_000063`. Official split: train -> "train",
+test -> "test". Group: `<folder>_<stem>` (one group per image; the release gives no patient and
+reuses stems across folders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from densebench.data.converters import Sample, dataset_label
+from densebench.data.converters.consep import foreground_mask, hovernet_samples, require_root
+
+CONVERTER_VERSION = 1
+FOLDERS = (("train", "train"), ("test", "test"))
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+NAME = "cpm17_{folder}_sample_{index:06d}"
+
+
+def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
+    """Yield CPM-17 samples, train before test, in the authors' numbering."""
+    raw_dir = Path(raw_dir)
+    dataset = dataset_label(card, raw_dir)
+    root = require_root(raw_dir, "train", dataset, "the Google Drive folder 'cpm17'")
+    yield from hovernet_samples(
+        raw_dir,
+        dataset,
+        root,
+        FOLDERS,
+        suffixes=SUFFIXES,
+        name=NAME,
+        read_mask=lambda path: foreground_mask(path, dataset, raw_dir),
+        group=lambda folder, image_path: f"{folder}_{image_path.stem}",
+    )

@@ -1,0 +1,219 @@
+"""GlaS (MICCAI 2015) converter for the real release: gland (1) vs background (0).
+
+Two raw layouts are read (the first one found wins):
+
+* DatasetNinja's Supervisely export, the authors' source: `{train,test_a,test_b}/img/<name>.bmp`
+  + `ann/<name>.bmp.json`, each gland a `bitmap` object (base64 of a zlib-compressed PNG placed
+  at `origin` [x, y]) of class `gland`, the patient in the image tag `patient id`. Recipe of the
+  authors' `GlaS.py`: the union of all `gland` bitmaps -> 1. Geometries other than bitmap, an
+  annotation size that differs from the image and a missing annotation are errors here (their
+  script skips the object or writes an empty mask).
+* The Warwick release (`Warwick QU Dataset (Released 2016_07_08)/` or Kaggle's
+  `Warwick_QU_Dataset/`): `{train,testA,testB}_<n>.bmp` + `_anno.bmp` (gland instance ids,
+  `> 0` -> 1), patients from `Grade.csv` (helpers shared with the demo converter `glas_bmp`).
+
+Sample id = the original file stem (`train_12`, `testA_3`, `testB_20`), the names of the authors'
+`GlaS.json`. Official split: train -> "train", testA/testB -> "test". Group = patient id (the
+stem where the layout carries none).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from densebench.data.converters import (
+    Sample,
+    check_shapes,
+    conversion_error,
+    dataset_label,
+    natural_key,
+    read_rgb,
+    redownload_remedy,
+    relative,
+)
+from densebench.data.converters.crag import files, find_root, foreground, required_class
+from densebench.data.converters.glas_bmp import IMAGE_RE, _read_grades
+
+CONVERTER_VERSION = 1
+SUPERVISELY_SPLITS = {"train": "train", "test_a": "test", "test_b": "test"}
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+GLAND = "gland"
+
+
+class _Entry(NamedTuple):
+    """One raw image with its label file, split and patient."""
+
+    stem: str
+    split: str
+    image: Path
+    label: Path
+    patient: str | None
+
+
+def _is_supervisely(folder: Path) -> bool:
+    """Whether a folder holds Supervisely dataset folders (train/img, test_a/img, ...)."""
+    return any((folder / split / "img").is_dir() for split in SUPERVISELY_SPLITS)
+
+
+def _is_warwick(folder: Path) -> bool:
+    """Whether a folder holds the Warwick BMPs (train_1.bmp, testA_1.bmp, ...)."""
+    return any(IMAGE_RE.match(p.name) for p in files(folder, (".bmp",)))
+
+
+def _supervisely_entries(root: Path, dataset: str, raw_dir: Path) -> list[_Entry]:
+    """Images of the Supervisely export with their annotation JSON (which must exist)."""
+    entries = []
+    for split_dir, split in SUPERVISELY_SPLITS.items():
+        for image_path in files(root / split_dir / "img", IMAGE_SUFFIXES):
+            ann_path = root / split_dir / "ann" / f"{image_path.name}.json"
+            if not ann_path.is_file():
+                raise conversion_error(
+                    dataset,
+                    image_path,
+                    f"image has no annotation file {relative(ann_path, raw_dir)}",
+                    "restore the missing annotation (re-download the raw data) or remove the image",
+                )
+            entries.append(_Entry(image_path.stem, split, image_path, ann_path, None))
+    return entries
+
+
+def _warwick_entries(root: Path, dataset: str, raw_dir: Path) -> list[_Entry]:
+    """Images of the Warwick release with their `_anno.bmp` and Grade.csv patient."""
+    grade_csv = root / "Grade.csv"
+    grades = _read_grades(grade_csv, dataset) if grade_csv.is_file() else None
+    entries = []
+    for image_path in files(root, (".bmp",)):
+        if not IMAGE_RE.match(image_path.name):
+            continue
+        stem = image_path.stem
+        anno_path = image_path.with_name(f"{stem}_anno.bmp")
+        if not anno_path.is_file():
+            raise conversion_error(
+                dataset,
+                image_path,
+                f"image has no annotation file {anno_path.name}",
+                "restore the missing _anno.bmp (re-download the raw data) or remove the image",
+            )
+        if grades is not None and stem not in grades:
+            raise conversion_error(dataset, grade_csv, f"no row for {stem!r}", "add the row")
+        patient = grades[stem][0] if grades is not None else None
+        split = "train" if stem.startswith("train") else "test"
+        entries.append(_Entry(stem, split, image_path, anno_path, patient))
+    return entries
+
+
+def _load_json(path: Path, dataset: str, raw_dir: Path) -> dict:
+    """Parse a Supervisely annotation file."""
+    try:
+        ann = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise conversion_error(
+            dataset, path, f"cannot parse annotation JSON ({exc})", redownload_remedy(raw_dir)
+        ) from exc
+    if not isinstance(ann, dict):
+        raise conversion_error(
+            dataset, path, "annotation JSON is not an object", redownload_remedy(raw_dir)
+        )
+    return ann
+
+
+def decode_bitmap(data: str) -> np.ndarray:
+    """Supervisely bitmap (base64 of zlib-compressed PNG) -> boolean array; alpha if present."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(zlib.decompress(base64.b64decode(data)))) as im:
+        im.load()
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            return np.asarray(im.convert("RGBA"))[..., 3] > 0
+        return np.asarray(im.convert("L")) > 0
+
+
+def _gland_pixels(ann: dict, shape: tuple[int, int], path: Path, dataset: str) -> np.ndarray:
+    """Union of the annotation's `gland` bitmaps as a boolean (H, W) mask."""
+    size = ann.get("size") or {}
+    if (size.get("height", shape[0]), size.get("width", shape[1])) != shape:
+        raise conversion_error(
+            dataset,
+            path,
+            f"annotation size {size.get('height')}x{size.get('width')} differs from the "
+            f"image's {shape[0]}x{shape[1]}",
+            "the image and annotation do not belong together; re-download the raw data",
+        )
+    mask = np.zeros(shape, bool)
+    for obj in ann.get("objects", []):
+        if str(obj.get("classTitle", "")).lower() != GLAND:
+            continue
+        if obj.get("geometryType") != "bitmap":
+            raise conversion_error(
+                dataset,
+                path,
+                f"gland object has geometry {obj.get('geometryType')!r}, expected 'bitmap'",
+                "use DatasetNinja's Supervisely export of GlaS, whose glands are bitmaps",
+            )
+        try:
+            piece = decode_bitmap(obj["bitmap"]["data"])
+            x0, y0 = (int(v) for v in obj["bitmap"]["origin"])
+            if x0 < 0 or y0 < 0:
+                raise ValueError(f"negative origin {[x0, y0]}")
+        except Exception as exc:  # base64, zlib and PIL raise many types
+            raise conversion_error(
+                dataset, path, f"cannot decode a gland bitmap ({exc})", "re-download the raw data"
+            ) from exc
+        h = max(0, min(piece.shape[0], shape[0] - y0))
+        w = max(0, min(piece.shape[1], shape[1] - x0))
+        mask[y0 : y0 + h, x0 : x0 + w] |= piece[:h, :w]
+    return mask
+
+
+def _patient(ann: dict) -> str | None:
+    """Value of the Supervisely image tag 'patient id', if any."""
+    for tag in ann.get("tags", []):
+        if tag.get("name") == "patient id" and tag.get("value") is not None:
+            return str(tag["value"])
+    return None
+
+
+def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
+    """Yield GlaS samples in natural order of their stems (testA, testB, train)."""
+    raw_dir = Path(raw_dir)
+    dataset = dataset_label(card, raw_dir)
+    gland = required_class(card, GLAND, dataset, raw_dir)
+    root = find_root(raw_dir, _is_supervisely)
+    if root is not None:
+        entries = _supervisely_entries(root, dataset, raw_dir)
+    elif (root := find_root(raw_dir, _is_warwick, depth=2)) is not None:
+        entries = _warwick_entries(root, dataset, raw_dir)
+    else:
+        raise conversion_error(
+            dataset,
+            raw_dir,
+            "neither Supervisely folders (train/img, test_a/img, test_b/img) nor Warwick BMPs "
+            "(train_1.bmp, ...)",
+            "unpack DatasetNinja's GlaS archive (or the Warwick QU release) here",
+        )
+    for entry in sorted(entries, key=lambda e: natural_key(e.stem)):
+        image = read_rgb(entry.image, dataset, raw_dir)
+        patient = entry.patient
+        if entry.label.suffix == ".json":
+            ann = _load_json(entry.label, dataset, raw_dir)
+            fg = _gland_pixels(ann, image.shape[:2], entry.label, dataset)
+            patient = _patient(ann)
+        else:
+            fg = foreground(entry.label, dataset, raw_dir)
+            check_shapes(image, fg, dataset, entry.label)
+        yield Sample(
+            sample_id=entry.stem,
+            image=image,
+            mask=np.where(fg, gland, 0).astype(np.uint8),
+            source_file=relative(entry.image, raw_dir),
+            group_id=patient or entry.stem,
+            official_split=entry.split,
+        )

@@ -1,0 +1,1 @@
+"""Evaluate stage: prediction, the confusion-file format, metrics and bootstrap."""

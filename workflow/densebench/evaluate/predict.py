@@ -1,0 +1,163 @@
+"""Prediction of a run's test split -> per-image confusion matrices on disk.
+
+Two inference modes (protocol.md §4):
+- `resize` (the paper's published setting): image resized to S x S, one forward pass, argmax;
+  the label is resized to S x S (nearest) and scored at that resolution. With the
+  `native_resolution_scoring` fix the logits are instead resized back to the image's native
+  size and scored against the native label.
+- `sliding_window`: S x S windows over the native image with stride floor((1 - overlap) * S),
+  starting at 0 and with the last window snapped to the border; logits summed and divided by the
+  coverage count; scored at native resolution. Images smaller than S are zero-padded (after
+  normalisation) to one window and the padding is cropped off (the authors' code fails there).
+  Windows go through the model in chunks of the batch size, not all at once.
+Every downstream number is a pure function of the saved matrices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from densebench.atomic import atomic_output
+from densebench.data.dataset import SegmentationSplit
+from densebench.identity import training_identity
+from densebench.models.segmenter import backbone_fingerprint, build_model, load_trainable_state
+from densebench.train.runtime import amp_dtype, autocast, configure_torch, confusion
+
+RUN_KEYS = ("dataset", "model", "strategy")
+"""Keys identifying a run, stored in its confusion file."""
+
+
+def load_run(checkpoint: Path, weights_dir: Path | None, spec: dict[str, Any] | None = None):
+    """Rebuild a trained run's model from its trainable-state checkpoint (`best.pt`).
+
+    With the job's current `spec`, the checkpoint must have been trained under the same training
+    identity (`densebench.identity`); the current spec then decides the evaluation and execution
+    settings. Without it, the spec saved in the checkpoint is used.
+    """
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if spec is None:
+        spec = saved["spec"]
+    elif training_identity(saved["spec"]) != training_identity(spec):
+        raise ValueError(
+            f"{checkpoint} was trained under another training configuration than this job's "
+            f"({spec['dataset']} / {spec['model']} / {spec['strategy']}); retrain the run: "
+            f"snakemake --forcerun train {checkpoint}"
+        )
+    model = build_model(spec, weights_dir)
+    expected = saved["provenance"]["backbone_fingerprint"]
+    if not np.isclose(backbone_fingerprint(model), expected, rtol=1e-9):
+        raise ValueError(
+            f"{checkpoint}: the rebuilt backbone of {spec['model']} differs from the one it was "
+            "trained with (other weights or seed); retrain the run"
+        )
+    load_trainable_state(model, saved["state"])
+    return spec, model
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Window offsets 0, stride, ... with the last one snapped to the border, no duplicates."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    return starts
+
+
+def sliding_window_logits(
+    forward, image: torch.Tensor, size: int, overlap: float, batch: int
+) -> torch.Tensor:
+    """Logits (C, H, W) of a normalised (3, H, W) image from averaged S x S windows."""
+    _, h, w = image.shape
+    padded = F.pad(image, (0, max(0, size - w), 0, max(0, size - h)))
+    ph, pw = padded.shape[-2:]
+    stride = max(1, int((1 - overlap) * size))
+    boxes = [
+        (y, x) for y in window_starts(ph, size, stride) for x in window_starts(pw, size, stride)
+    ]
+    total, count = None, torch.zeros(1, ph, pw, device=image.device)
+    for i in range(0, len(boxes), batch):
+        chunk = boxes[i : i + batch]
+        crops = torch.stack([padded[:, y : y + size, x : x + size] for y, x in chunk])
+        logits = forward(crops).float()
+        if total is None:
+            total = torch.zeros(logits.shape[1], ph, pw, device=image.device)
+        for (y, x), out in zip(chunk, logits, strict=True):
+            total[:, y : y + size, x : x + size] += out
+            count[:, y : y + size, x : x + size] += 1
+    return (total / count)[:, :h, :w]
+
+
+@torch.no_grad()
+def predict_matrices(model, spec: dict[str, Any], store: Path, device) -> tuple[np.ndarray, list]:
+    """Per-image confusion matrices of the test split and the sample ids, in split order.
+
+    Split order is the authors' test-list order in a store written with their split list, as in
+    ``scripts/infer_bootstrap.py::collect_per_sample_confusion_matrices_resize`` (an unshuffled
+    loader over the list), so the bootstrap's image indices pick the same images as theirs.
+    """
+    norm, size = spec["normalisation"], spec["input_size"]
+    evaluate, c, ignore = spec["evaluate"], spec["num_classes"], spec["ignore_index"]
+    dtype = amp_dtype(device, spec["fixes"]["bf16_autocast"])
+    native = evaluate["inference"] == "sliding_window" or spec["fixes"]["native_resolution_scoring"]
+    data = SegmentationSplit(store, "test", None if native else size, norm["mean"], norm["std"])
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, dtype):
+            return model(x.to(device))
+
+    matrices = []
+    for k in range(len(data)):
+        image, label = data[k]
+        if evaluate["inference"] == "sliding_window":
+            logits = sliding_window_logits(
+                forward, image.to(device), size, evaluate["overlap"], spec["train"]["batch_size"]
+            )
+        elif native:
+            resized = F.interpolate(image[None], size=(size, size), mode="bilinear")
+            logits = F.interpolate(
+                forward(resized).float(), size=label.shape, mode="bilinear", align_corners=False
+            )[0]
+        else:
+            logits = forward(image[None]).float()[0]
+        pred = logits.argmax(0)[None]
+        matrices.append(confusion(pred, label[None].to(device), c, ignore).cpu())
+    ids = [data.sample_id(k) for k in range(len(data))]
+    return torch.cat(matrices).numpy().astype(np.int64), ids
+
+
+def predict_run(
+    checkpoint: Path,
+    store: Path,
+    out: Path,
+    weights_dir: Path | None = None,
+    threads: int = 1,
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write confusion.npz for the test split: matrices (N, C, C), sample_ids, classes, keys."""
+    spec, model = load_run(checkpoint, weights_dir, spec)
+    device = configure_torch(int(spec["train"]["seed"]), threads)
+    model.to(device).eval()
+    stacked, ids = predict_matrices(model, spec, store, device)
+    from densebench.data.store import DatasetStore
+
+    with atomic_output(Path(out)) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            matrices=stacked,
+            sample_ids=np.array(ids),
+            classes=np.array(DatasetStore(store).classes),
+            run_keys=np.array([spec[k] for k in RUN_KEYS]),
+        )
+    return {"images": len(ids), "pixels": int(stacked.sum())}
+
+
+def run_keys(confusion_path: Path) -> dict[str, str]:
+    """The (dataset, model, strategy) a confusion file belongs to, read from the file."""
+    with np.load(confusion_path) as data:
+        return dict(zip(RUN_KEYS, (str(v) for v in data["run_keys"]), strict=True))

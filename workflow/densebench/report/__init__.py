@@ -1,0 +1,1 @@
+"""Report stage: the tidy table, published results, tables and figures."""

@@ -1,0 +1,1 @@
+"""Train stage: the training loop, losses, LR schedule and torch runtime."""
