@@ -10,7 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from densebench.evaluate.metrics import bootstrap
+from densebench.evaluate.bootstrap import bootstrap
 
 N_IMAGES = 800
 N_CLASSES = 22

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ import torch
 from densebench.config import ROOT, load_config
 from densebench.models.segmenter import build_model, count_parameters
 from densebench.registry import Registries
-from densebench.spec import build_run_spec
+from densebench.spec import RunSpec, build_run_spec
 from densebench.train.loop import Trainer
 
 TIMM_PFMS = ("lunit_vits8", "uni_v1", "kaiko-vitl14", "virchow_v2", "uni_v2", "hoptimus_0")
@@ -32,14 +33,14 @@ FIELDS = ("model", "strategy", "device", "dtype", "size", "batch", "trainable_m"
           "step_ms", "images_per_s", "peak_mem_gib")  # fmt: skip
 
 
-def measure(spec: dict, device: torch.device, steps: int) -> dict:
+def measure(spec: RunSpec, device: torch.device, steps: int) -> dict:
     """Time Trainer.step on random batches; return one result row."""
-    record = dict(spec["model_record"], weights="random")
-    model = build_model(dict(spec, model_record=record)).to(device)
+    record = dict(spec.model_record, weights="random")
+    model = build_model(replace(spec, model_record=record)).to(device)
     trainer = Trainer(model, spec, device)
-    batch, size = spec["train"]["batch_size"], spec["input_size"]
+    batch, size = spec.train.batch_size, spec.input_size
     x = torch.randn(batch, 3, size, size, device=device)
-    y = torch.randint(0, spec["num_classes"], (batch, size, size), device=device)
+    y = torch.randint(0, spec.num_classes, (batch, size, size), device=device)
     model.train()
     trainer.step(x, y)  # warm-up (and compilation)
     if device.type == "cuda":
@@ -54,8 +55,8 @@ def measure(spec: dict, device: torch.device, steps: int) -> dict:
     counts = count_parameters(model)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return {
-        "model": spec["model"],
-        "strategy": spec["strategy"],
+        "model": spec.model,
+        "strategy": spec.strategy,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "dtype": str(trainer.dtype).replace("torch.", "") if trainer.dtype else "float32",
         "size": size,
@@ -97,7 +98,7 @@ def main() -> None:
     for model in args.models:
         for strategy in args.strategies:
             spec = build_run_spec(config, "GlaS", model, strategy, registries)
-            spec["input_size"] = args.size if model != "musk" else 384
+            spec = replace(spec, input_size=args.size if model != "musk" else 384)
             try:
                 row = measure(spec, device, args.steps)
             except torch.OutOfMemoryError:

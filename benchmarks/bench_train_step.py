@@ -74,7 +74,7 @@ def main() -> None:
     model = build_model(spec).train()
     trainer = Trainer(model, spec, device)
     x = torch.randn(args.batch, 3, args.size, args.size)
-    y = torch.randint(0, spec["num_classes"], (args.batch, args.size, args.size))
+    y = torch.randint(0, spec.num_classes, (args.batch, args.size, args.size))
     optimizer = trainer.optimizer
 
     def bare() -> None:
@@ -91,8 +91,8 @@ def main() -> None:
         store = make_store(registries, Path(tmp), 5 * args.batch)
         from densebench.data.dataset import SegmentationSplit
 
-        norm = spec["normalisation"]
-        data = SegmentationSplit(store, "train", args.size, norm["mean"], norm["std"], True, 0)
+        norm = spec.normalisation
+        data = SegmentationSplit(store, "train", args.size, norm.mean, norm.std, True, 0)
         loader = make_loader(data, spec, True, device)
         steps = -(-len(data) // args.batch)
         t_loop = timed(lambda: trainer.train_epoch(loader, 3, 1e-4), 3) / steps

@@ -8,14 +8,19 @@ first 2 val entries and all 5 test entries, each in the list's own (shuffled) or
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from densebench.config import load_config, registry_path
 from densebench.data.converters import Sample
 from densebench.data.store import write_store
-from tests.conftest import FIXTURES
+from densebench.models.geometry import Normalisation
+from densebench.registry import AXES, Registries
+from densebench.spec import RunSpec, build_run_spec
+from tests.conftest import FIXTURES, REPO
 
 EXCERPT = FIXTURES / "tnbc_split_excerpt.json"
 TEST_ORDER = ("02_2", "06_2", "01_6", "09_4", "06_1")
@@ -86,12 +91,23 @@ def red_model(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.zeros_like(x[:, 0]), x[:, 0]], dim=1)
 
 
-PIXEL_SPEC = {
-    "normalisation": {"mean": MEAN, "std": STD},
-    "input_size": 64,  # >= every image side: one zero-padded window, cropped back
-    "evaluate": {"inference": "sliding_window", "overlap": 0.2},
-    "num_classes": 2,
-    "ignore_index": 255,
-    "fixes": {"bf16_autocast": False, "native_resolution_scoring": False},
-    "train": {"batch_size": 2},
-}
+def pixel_spec() -> RunSpec:
+    """A demo run spec with the prediction settings of `red_model` on the excerpt: 2 classes,
+    ImageNet statistics, sliding windows of S = 64 (>= every image side: one zero-padded window,
+    cropped back), full precision."""
+    config = load_config(REPO / "config/demo.yaml")
+    registries = Registries.load(*(registry_path(config, axis) for axis in AXES))
+    spec = build_run_spec(config, "demo_nuclei", "demo_vit_p16", "frozen", registries)
+    return replace(
+        spec,
+        num_classes=2,
+        ignore_index=255,
+        input_size=64,
+        normalisation=Normalisation(MEAN, STD),
+        evaluate=replace(spec.evaluate, inference="sliding_window", overlap=0.2),
+        fixes=dict(spec.fixes, bf16_autocast=False, native_resolution_scoring=False),
+        train=replace(spec.train, batch_size=2),
+    )
+
+
+PIXEL_SPEC = pixel_spec()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 import pytest
 
-from densebench.atomic import atomic_output, replace_path, write_text
+from densebench.atomic import atomic_output, replace_path, write_table, write_text
 
 
 def test_file_appears_only_on_success(tmp_path):
@@ -69,3 +72,14 @@ def test_folder_cleanup_keeps_live_and_final_files(tmp_path):
     (tmp_path / "best.pt").write_text("x")
     remove_stale_in(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".last.pt.tmp-1.pt", "best.pt"]
+
+
+def test_write_table_atomic_roundtrip(tmp_path) -> None:
+    df = pd.DataFrame({"a": [1, 2], "b": [0.1 + 0.2, math.pi]})
+    target = tmp_path / "deep" / "dir" / "t.csv"
+    write_table(df, target)
+    back = pd.read_csv(target)
+    assert back["b"].tolist() == df["b"].tolist()  # full float precision
+    assert sorted(p.name for p in target.parent.iterdir()) == ["t.csv"]  # no temp left over
+    write_table(df.iloc[:1], target)  # overwrite
+    assert len(pd.read_csv(target)) == 1

@@ -6,13 +6,25 @@ import json
 
 import pytest
 
-from densebench.cli import json_arg, main
+from densebench.cli import json_arg, main, spec_arg
 
 
 def test_json_argument_from_text_or_file(tmp_path):
     path = tmp_path / "card.json"
     path.write_text('{"a": 1}')
     assert json_arg('{"a": 1}') == json_arg(f"@{path}") == {"a": 1}
+
+
+def test_spec_argument_is_a_run_spec(tmp_path, demo_config, registries, capsys):
+    from densebench.spec import build_run_spec
+
+    spec = build_run_spec(demo_config, "demo_nuclei", "demo_vit_p16", "lora", registries)
+    path = tmp_path / "spec.json"
+    path.write_text(spec.to_json())
+    assert spec_arg(spec.to_json()) == spec_arg(f"@{path}") == spec
+    with pytest.raises(SystemExit):
+        main(["train", "--spec", '{"dataset": "x"}', "--store", "s", "--out-dir", "o"])
+    assert "not a run spec: run spec: unknown keys [], missing keys" in capsys.readouterr().err
 
 
 def test_params_prints_trainable_and_total(capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from densebench.fixes import FIXES, resolve_fixes, scoring_options, stage_fixes
@@ -51,13 +53,13 @@ def test_scoring_and_prediction_fixes_do_not_change_the_training(demo_config, re
         return build_run_spec(config, "demo_tissue", "demo_vit_p8", "lora", registries)
 
     plain = spec()
-    assert "standard_metrics" not in plain["fixes"]  # scoring fixes never reach the train job
+    assert "standard_metrics" not in plain.fixes  # scoring fixes never reach the train job
     assert spec(standard_metrics=True) == plain
     native = spec(native_resolution_scoring=True)
     assert training_identity(native) == training_identity(plain)
     assert prediction_identity(native) != prediction_identity(plain)
     assert training_identity(spec(cosine_period_epochs=True)) != training_identity(plain)
-    evaluated = dict(plain, evaluate=dict(plain["evaluate"], inference="sliding_window"))
+    evaluated = replace(plain, evaluate=replace(plain.evaluate, inference="sliding_window"))
     assert training_identity(evaluated) == training_identity(plain)
     assert prediction_identity(evaluated) != prediction_identity(plain)
 
@@ -65,7 +67,7 @@ def test_scoring_and_prediction_fixes_do_not_change_the_training(demo_config, re
 def test_model_normalisation_fix_reaches_the_spec(demo_config, registries):
     config = dict(demo_config, fixes={"model_normalisation": True})
     spec = build_run_spec(config, "demo_tissue", "demo_vit_p14_reg4", "frozen", registries)
-    assert spec["normalisation"]["mean"] == [0.5, 0.5, 0.5]
+    assert spec.normalisation.mean == (0.5, 0.5, 0.5)
 
 
 def test_standard_lora_init_is_a_training_fix(demo_config, registries):
@@ -74,6 +76,5 @@ def test_standard_lora_init_is_a_training_fix(demo_config, registries):
     config = dict(demo_config, fixes={"standard_lora_init": True})
     fixed = build_run_spec(config, "demo_tissue", "demo_vit_p8", "lora", registries)
     plain = build_run_spec(demo_config, "demo_tissue", "demo_vit_p8", "lora", registries)
-    assert fixed["fixes"]["standard_lora_init"] and training_identity(fixed) != training_identity(
-        plain
-    )
+    assert fixed.fixes["standard_lora_init"]
+    assert training_identity(fixed) != training_identity(plain)

@@ -1,63 +1,93 @@
-"""Run specs: the paper's input-size rule, decoder scales, normalisation per protocol."""
+"""Run specs: one typed, frozen spec per cell, canonical JSON both ways, strict parsing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+import yaml
 
-from densebench.spec import build_run_spec, decoder_scales, dumps, input_size, normalisation
-
-PAPER_DATASETS = [
-    "BCSS", "COSAS24", "CRAG", "CoCaHis", "CoNIC2022", "CoNSeP", "EBHI", "GlaS", "Janowczyk",
-    "Lizard", "NuCLS", "PanNuke", "RINGS", "TNBC", "WSSS4LUAD", "cpm15", "cpm17", "kumar",
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("dataset", PAPER_DATASETS)
-@pytest.mark.parametrize("model", ["uni_v1", "uni_v2", "lunit_vits8"])
-def test_rule_reproduces_the_papers_input_sizes(registries, dataset, model):
-    card, record = registries.datasets[dataset], registries.models[model]
-    patch = record.get("input_size_patch", record["patch_size"])
-    assert input_size(card, record, 1000) == card["paper_input_size"][patch]
+from densebench.config import SCHEMA
+from densebench.spec import (
+    DecoderSettings,
+    EvaluateSettings,
+    Execution,
+    RunSpec,
+    TrainRecipe,
+    build_run_spec,
+)
 
 
-def test_musk_is_fixed_at_384(registries):
-    for dataset in PAPER_DATASETS:
-        assert input_size(registries.datasets[dataset], registries.models["musk"], 1000) == 384
+@pytest.fixture(scope="module")
+def spec(demo_config, registries) -> RunSpec:
+    """A demo LoRA cell."""
+    return build_run_spec(demo_config, "demo_glands", "demo_vit_p14_reg4", "lora", registries)
 
 
-def test_override_must_be_a_patch_multiple(registries):
-    card, record = registries.datasets["GlaS"], registries.models["uni_v2"]
-    assert input_size(card, record, 1000, override=224) == 224
-    with pytest.raises(ValueError, match="nearest valid sizes: 210, 224"):
-        input_size(card, record, 1000, override=220)
+def test_run_spec_resolves_the_cell(spec, demo_config):
+    assert spec.input_size == 56 and spec.num_classes == 3 and spec.ignore_index == 255
+    assert (spec.dataset, spec.model, spec.strategy) == ("demo_glands", "demo_vit_p14_reg4", "lora")
+    assert spec.train.to_dict() == demo_config["train"]
+    assert spec.decoder.to_dict() == demo_config["decoder"]
+    assert spec.evaluate.to_dict() == demo_config["evaluate"]
+    assert "standard_metrics" not in spec.fixes  # scoring fixes never reach a run
 
 
-def test_images_smaller_than_a_patch_are_rejected(registries):
-    card = dict(registries.datasets["GlaS"], min_side=10)
-    with pytest.raises(ValueError, match="smaller than one patch"):
-        input_size(card, registries.models["uni_v1"], 1000)
+def test_run_spec_is_canonical_json_both_ways(spec):
+    text = spec.to_json()
+    assert RunSpec.from_json(text) == spec and RunSpec.from_json(text).to_json() == text
+    assert json.loads(text) == spec.to_dict() and RunSpec.from_dict(spec.to_dict()) == spec
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
 
 
-@pytest.mark.parametrize("patch", [8, 14, 16])
-def test_decoder_scales_multiply_to_the_patch_size(patch):
-    product = 1.0
-    for s in decoder_scales(patch):
-        product *= s
-    assert product == patch
-    with pytest.raises(ValueError, match="supported"):
-        decoder_scales(32)
+def test_run_spec_is_read_only(spec):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.input_size = 64
+    with pytest.raises(TypeError):
+        spec.model_record["patch_size"] = 16
+    with pytest.raises(TypeError):
+        spec.fixes["bf16_autocast"] = True
+    replaced = dataclasses.replace(spec, fixes=dict(spec.fixes, bf16_autocast=True))
+    with pytest.raises(TypeError):  # plain dicts given to replace are wrapped too
+        replaced.fixes["bf16_autocast"] = False
+    plain = spec.to_dict()
+    plain["model_record"]["patch_size"] = 99  # an independent copy
+    assert spec.model_record["patch_size"] == 14
 
 
-def test_normalisation_follows_the_fix(registries):
-    lunit = registries.models["lunit_vits8"]
-    assert normalisation(lunit, own=False)["mean"][0] == pytest.approx(0.485)
-    assert normalisation(lunit, own=True)["mean"][0] == pytest.approx(0.70322989)
+def test_the_spec_does_not_share_the_registry_records(spec, registries):
+    record = registries.models["demo_vit_p14_reg4"]
+    assert spec.model_record == record
+    assert spec.model_record["normalisation"] is not record["normalisation"]
 
 
-def test_run_spec_is_canonical_json(registries, demo_config):
-    spec = build_run_spec(demo_config, "demo_glands", "demo_vit_p14_reg4", "lora", registries)
-    assert spec["input_size"] == 56 and spec["num_classes"] == 3
-    text = dumps(spec)
-    assert json.loads(text) == spec and text == dumps(json.loads(text))
+def test_unknown_and_missing_keys_are_errors(spec):
+    data = spec.to_dict()
+    with pytest.raises(ValueError, match=r"run spec: unknown keys \['extra'\]"):
+        RunSpec.from_dict(dict(data, extra=1))
+    train = dict(data["train"], warmup=3)
+    with pytest.raises(ValueError, match=r"train: unknown keys \['warmup'\]"):
+        RunSpec.from_dict(dict(data, train=train))
+    train = {k: v for k, v in data["train"].items() if k != "compile"}
+    with pytest.raises(ValueError, match=r"missing keys \['compile'\]"):
+        RunSpec.from_dict(dict(data, train=train))
+
+
+def test_the_types_cover_the_config_schema():
+    """Every setting of the schema's train, decoder and evaluate sections has a field, so none
+    can silently drop out of the spec (and of the identities)."""
+    sections = yaml.safe_load(SCHEMA.read_text())["properties"]
+    train = {f.name for f in dataclasses.fields(TrainRecipe)} - {"execution"}
+    train |= {f.name for f in dataclasses.fields(Execution)}
+    assert set(sections["train"]["properties"]) == train
+    for name, cls in (("decoder", DecoderSettings), ("evaluate", EvaluateSettings)):
+        assert set(sections[name]["properties"]) == {f.name for f in dataclasses.fields(cls)}
+
+
+def test_values_are_kept_as_given(spec):
+    """An int in the config stays an int: the JSON (and so the identities) are the config's."""
+    data = spec.to_dict()
+    data["train"] = dict(data["train"], grad_clip_norm=5, lr=0.001)
+    text = RunSpec.from_dict(data).to_json()
+    assert '"grad_clip_norm":5,' in text and '"lr":0.001,' in text

@@ -1,26 +1,14 @@
-"""Torch datasets over a store: resizing, seeded augmentation, normalisation, ordering."""
+"""Torch datasets over a store: seeded augmentation, normalisation, ordering."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from densebench.data.dataset import SegmentationSplit, epoch_order, resize_pair
+from densebench.data.dataset import SegmentationSplit, epoch_order
 from tests.paper_lists import TEST_ORDER, write_tnbc_store
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def test_resize_pair_keeps_labels_discrete():
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
-    mask = rng.integers(0, 4, (30, 50), dtype=np.uint8)
-    img, msk = resize_pair(image, mask, 24)
-    assert img.shape == (24, 24, 3) and msk.shape == (24, 24) and msk.dtype == np.uint8
-    assert set(np.unique(msk).tolist()) <= set(np.unique(mask).tolist())
-    same_img, same_msk = resize_pair(image[:24, :24], mask[:24, :24], 24)
-    assert np.array_equal(same_msk, mask[:24, :24]) and np.array_equal(same_img, image[:24, :24])
 
 
 def test_split_items_are_normalised_and_seeded(small_store):

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+import densebench.data.download
 from densebench.data.download import (
     ChecksumError,
     RawDataError,
     check_manual_drop,
     fetch,
     fetch_sources,
+    fetch_split_list,
     needs_hand_drop,
     unpack_sources,
 )
@@ -60,6 +62,22 @@ def test_dataset_sources_are_fetched_as_a_whole(tmp_path):
     with pytest.raises(ChecksumError, match=r"masks\.zip"):
         fetch_sources("GlaS", {"sources": [good, bad]}, tmp_path / "raw" / "GlaS")
     assert not (tmp_path / "raw" / "GlaS").exists()
+
+
+def test_split_list_is_fetched_at_the_pinned_commit(tmp_path, monkeypatch):
+    server = tmp_path / "server" / "abc123"
+    server.mkdir(parents=True)
+    (server / "TNBC.json").write_text('{"train": [], "test": []}')
+    monkeypatch.setattr(
+        densebench.data.download, "SPLIT_LIST_URL", f"{server.parent.as_uri()}/{{commit}}/{{file}}"
+    )
+    sha = hashlib.sha256((server / "TNBC.json").read_bytes()).hexdigest()
+    card = {"split_list": {"commit": "abc123", "file": "TNBC.json", "sha256": sha}}
+    line = fetch_split_list("TNBC", card, tmp_path / "out" / "TNBC.json")
+    assert line == f"TNBC: {(server / 'TNBC.json').as_uri()} sha256 {sha}"
+    assert (tmp_path / "out" / "TNBC.json").read_text() == '{"train": [], "test": []}'
+    with pytest.raises(ValueError, match="dataset X: its card has no split_list"):
+        fetch_split_list("X", {}, tmp_path / "x.json")
 
 
 def test_manual_sources_explain_where_to_get_them(tmp_path):

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from densebench.data.store import DatasetStore
-from densebench.evaluate.metrics import score_run
-from densebench.evaluate.predict import RUN_KEYS, predict_matrices
+from densebench.evaluate.bootstrap import score_run
+from densebench.evaluate.confusion import RUN_KEYS, write_confusion
+from densebench.evaluate.predict import predict_matrices
 from tests.paper_lists import (
     PIXEL_SPEC,
     expected_confusion,
@@ -27,6 +28,7 @@ from tests.paper_lists import (
 
 EPS = 1e-8
 REPLICATES, SEED = 300, 42
+KEYS = dict(zip(RUN_KEYS, ("TNBC", "red", "frozen"), strict=True))
 
 
 def authors_metrics(cm: np.ndarray) -> dict[str, float]:
@@ -66,13 +68,7 @@ def scored(tmp_path_factory) -> tuple[Path, Path]:
     store = write_tnbc_store(root / "TNBC.zarr")
     matrices, ids = predict_matrices(red_model, PIXEL_SPEC, store, torch.device("cpu"))
     npz = root / "confusion.npz"
-    np.savez(
-        npz,
-        matrices=matrices,
-        sample_ids=np.array(ids),
-        classes=np.array(DatasetStore(store).classes),
-        run_keys=np.array(["TNBC", "red", "frozen"]),
-    )
+    write_confusion(npz, matrices, ids, DatasetStore(store).classes, KEYS)
     return store, npz
 
 
@@ -91,8 +87,7 @@ def test_confusion_file_is_in_list_order(scored) -> None:
 
 def test_bootstrap_cis_equal_the_authors_loop_in_list_order(scored) -> None:
     store, npz = scored
-    keys = dict(zip(RUN_KEYS, ("TNBC", "red", "frozen"), strict=True))
-    table = score_run(npz, keys, REPLICATES, SEED)
+    table = score_run(npz, KEYS, REPLICATES, SEED)
     list_order = authors_bootstrap(per_image(store, list_stems("test")))
     got = table[table["metric"].isin(list_order)].set_index("metric")
     for name, (mean, lower, upper) in list_order.items():

@@ -1,4 +1,4 @@
-"""Tests for densebench.evaluate.metrics: §5 metric definitions, bootstrap stream, scoring, IO."""
+"""Tests for densebench.evaluate.metrics and .bootstrap: §5 definitions, bootstrap, scoring."""
 
 from __future__ import annotations
 
@@ -9,24 +9,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import densebench.evaluate.metrics as metrics_module
+import densebench.evaluate.bootstrap as bootstrap_module
+from densebench.atomic import write_table
+from densebench.evaluate.bootstrap import (
+    RUN_COLUMNS,
+    bootstrap,
+    bootstrap_all,
+    bootstrap_classes,
+    bootstrap_indices,
+    replicate_counts,
+    replicate_matrices,
+    score_run,
+)
 from densebench.evaluate.metrics import (
     CLASS_METRICS,
     DEFINITIONS,
     EPS,
     METRICS,
-    bootstrap,
-    bootstrap_all,
-    bootstrap_classes,
-    bootstrap_indices,
     compute_class_metrics,
     compute_class_metrics_batch,
     compute_metrics,
     compute_metrics_batch,
-    replicate_counts,
-    replicate_matrices,
-    score_run,
-    write_table,
 )
 
 
@@ -297,17 +300,6 @@ def test_score_run_rejects_inconsistent_npz(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"bad\.npz"):
         score_run(npz, {"dataset": "d"}, replicates=5, seed=0)
-
-
-def test_write_table_atomic_roundtrip(tmp_path: Path) -> None:
-    df = pd.DataFrame({"a": [1, 2], "b": [0.1 + 0.2, math.pi]})
-    target = tmp_path / "deep" / "dir" / "t.csv"
-    write_table(df, target)
-    back = pd.read_csv(target)
-    assert back["b"].tolist() == df["b"].tolist()  # full float precision
-    assert sorted(p.name for p in target.parent.iterdir()) == ["t.csv"]  # no temp left over
-    write_table(df.iloc[:1], target)  # overwrite
-    assert len(pd.read_csv(target)) == 1
 
 
 # --- "standard" definitions (the corrected protocol) ------------------------------------------
@@ -611,7 +603,7 @@ def test_score_run_standard_columns(tmp_path: Path, exclude_background: bool) ->
     options = {"definitions": "standard", "exclude_background": exclude_background}
     df = score_run(npz, keys, replicates=50, seed=42, **options)
     columns = list(df.columns)
-    assert columns[: columns.index("seed") + 1] == [*keys, *metrics_module.RUN_COLUMNS]
+    assert columns[: columns.index("seed") + 1] == [*keys, *RUN_COLUMNS]
     assert columns[columns.index("seed") + 1 :] == ["definitions", "exclude_background"]
     assert set(df["definitions"]) == {"standard"}
     assert df["exclude_background"].tolist() == [exclude_background] * len(df)
@@ -631,13 +623,13 @@ def test_score_run_standard_columns(tmp_path: Path, exclude_background: bool) ->
 def test_bootstrap_standard_uses_the_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
     per_image = _stack(11)
     drawn: dict[str, np.ndarray] = {}
-    original = metrics_module.bootstrap_indices
+    original = bootstrap_module.bootstrap_indices
 
     def spy(n: int, replicates: int, seed: int) -> np.ndarray:
         drawn[mode] = original(n, replicates, seed)
         return drawn[mode]
 
-    monkeypatch.setattr(metrics_module, "bootstrap_indices", spy)
+    monkeypatch.setattr(bootstrap_module, "bootstrap_indices", spy)
     results = {}
     for mode, options in [
         ("paper", {}),
@@ -848,13 +840,13 @@ def test_class_bootstrap_ci_ordering_and_definitions() -> None:
 
 def test_bootstrap_all_shares_one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    original = metrics_module.bootstrap_indices
+    original = bootstrap_module.bootstrap_indices
 
     def spy(n: int, replicates: int, seed: int) -> np.ndarray:
         calls.append((n, replicates, seed))
         return original(n, replicates, seed)
 
-    monkeypatch.setattr(metrics_module, "bootstrap_indices", spy)
+    monkeypatch.setattr(bootstrap_module, "bootstrap_indices", spy)
     per_image = _stack(11)
     headline, per_class = bootstrap_all(per_image, replicates=200, seed=42)
     assert calls == [(40, 200, 42)]

@@ -1,8 +1,8 @@
 """Every input size of the paper grid through the CNN adapter's head (ResNetV2 + skip decoder).
 
-The sizes are derived from the registries by the paper's rule (densebench.spec.input_size), not
-listed by hand; the 1/8 skip is checked against the authors' rule applied stage by stage
-([F] models/cnn_adapter.py, ResNetV2Adapter.forward).
+The sizes are derived from the registries by the paper's rule
+(densebench.models.geometry.input_size), not listed by hand; the 1/8 skip is checked against the
+authors' rule applied stage by stage ([F] models/cnn_adapter.py, ResNetV2Adapter.forward).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from densebench.config import ROOT, load_config
 from densebench.models.adapters import CNNAdapter, pad_skip
 from densebench.models.decoder import SkipDecoder
+from densebench.models.geometry import input_size
 from densebench.models.segmenter import build_on_meta
 from densebench.registry import Registries
-from densebench.spec import build_run_spec, input_size
+from densebench.spec import build_run_spec
 
 
 def paper_registries() -> Registries:
@@ -66,10 +67,10 @@ def test_cnn_adapter_head_gives_logits_of_the_input_size(size, patch):
 def test_patch14_cnn_adapter_cells_run(dataset, model):
     config, registries = load_config(ROOT / "config/config.yaml"), paper_registries()
     spec = build_run_spec(config, dataset, model, "cnn_adapter", registries)
-    size = spec["input_size"]
+    size = spec.input_size
     net = build_on_meta(spec)
     logits = net(torch.empty(1, 3, size, size, device="meta"))
-    assert logits.shape == (1, spec["num_classes"], size, size)
+    assert logits.shape == (1, spec.num_classes, size, size)
 
 
 def authors_skips(cnn: CNNAdapter, image: torch.Tensor) -> list[torch.Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -36,9 +38,9 @@ def spec_for(config, registries, model, strategy, dataset="demo_nuclei"):
 def test_logits_have_the_input_resolution(demo_config, registries, model, strategy):
     spec = spec_for(demo_config, registries, model, strategy)
     net = build_model(spec)
-    size = spec["input_size"]
+    size = spec.input_size
     logits = net(torch.randn(2, 3, size, size))
-    assert logits.shape == (2, spec["num_classes"], size, size)
+    assert logits.shape == (2, spec.num_classes, size, size)
     logits.mean().backward()
     encoder_grads = [p.grad for p in net.backbone.parameters() if p.grad is not None]
     assert bool(encoder_grads) == (strategy in ("lora", "dora", "full"))
@@ -53,7 +55,7 @@ def test_lora_targets_attention_qkv_and_proj_only(demo_config, registries, strat
         f"blocks.{i}.attn.{name}" for i in range(depth) for name in ("qkv", "proj")
     )
     assert not any("patch_embed" in n for n in net.adapted_modules)
-    rank, dim = spec["strategy_record"]["rank"], spec["model_record"]["embed_dim"]
+    rank, dim = spec.strategy_record["rank"], spec.model_record["embed_dim"]
     lora = sum(
         p.numel() for n, p in net.backbone.named_parameters() if "lora_A" in n or "lora_B" in n
     )
@@ -101,7 +103,7 @@ def test_trainable_state_round_trip(demo_config, registries):
     with torch.no_grad():
         next(iter(twin.decoder.parameters())).add_(1.0)
     load_trainable_state(twin, state)
-    x = torch.randn(1, 3, spec["input_size"], spec["input_size"])
+    x = torch.randn(1, 3, spec.input_size, spec.input_size)
     net.eval(), twin.eval()
     assert torch.equal(net(x), twin(x))
     with pytest.raises(ValueError, match="does not fit"):
@@ -111,8 +113,8 @@ def test_trainable_state_round_trip(demo_config, registries):
 def test_frozen_encoder_mode_follows_the_protocol(demo_config, registries):
     spec = spec_for(demo_config, registries, "demo_vit_p16", "frozen")
     assert build_model(spec).train().backbone.training  # paper: frozen encoder in train mode
-    fixed = dict(spec["fixes"], frozen_encoder_eval=True)
-    corrected = build_model(dict(spec, fixes=fixed)).train()
+    fixed = dict(spec.fixes, frozen_encoder_eval=True)
+    corrected = build_model(replace(spec, fixes=fixed)).train()
     assert not corrected.backbone.training and corrected.decoder.training
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -120,16 +121,16 @@ def test_peft_dora_fix_uses_a_magnitude_vector(demo_config, registries):
 @pytest.mark.parametrize("family", ["transformers", "musk"])
 def test_paper_lora_quirk_and_its_fix(demo_config, registries, family):
     spec = build_run_spec(demo_config, "demo_nuclei", "demo_vit_p16", "lora", registries)
-    record = dict(spec["model_record"], family=family)
-    frozen = dict(spec, strategy_record=registries.strategies["frozen"])
+    record = dict(spec.model_record, family=family)
+    frozen = replace(spec, strategy_record=registries.strategies["frozen"])
     encoder = build_model(frozen).backbone.encoder  # a plain timm encoder to adapt
     fresh = copy.deepcopy(encoder)
     for p in fresh.parameters():
         p.requires_grad_(True)
-    quirk = apply_encoder_strategy(fresh, spec["strategy_record"], record, spec["fixes"])
+    quirk = apply_encoder_strategy(fresh, spec.strategy_record, record, spec.fixes)
     assert quirk == [] and not any(p.requires_grad for p in fresh.parameters())
-    fixed = dict(spec["fixes"], lora_all_families=True)
-    adapted = apply_encoder_strategy(encoder, spec["strategy_record"], record, fixed)
+    fixed = dict(spec.fixes, lora_all_families=True)
+    adapted = apply_encoder_strategy(encoder, spec.strategy_record, record, fixed)
     assert len(adapted) == 2 * len(encoder.blocks)
 
 

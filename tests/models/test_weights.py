@@ -21,7 +21,9 @@ import pytest
 from huggingface_hub import errors as hub_errors
 from huggingface_hub.utils._http import default_client_factory, hf_request_event_hook
 
+import densebench.models.preflight as hub_preflight
 from densebench.models import weights
+from densebench.models.preflight import preflight, summary, write_preflight
 from densebench.models.weights import (
     WeightsError,
     check_snapshot,
@@ -29,10 +31,7 @@ from densebench.models.weights import (
     enforce_offline,
     fetch_weights,
     offline_environment,
-    preflight,
     resolve_token,
-    summary,
-    write_preflight,
 )
 
 FAKE_TOKEN = "hf_FAKE1234567890"
@@ -199,7 +198,7 @@ def test_preflight_reports_every_paper_model_offline_without_internet(
         huggingface_hub, "model_info", lambda *a, **k: calls.append(a) or real(*a, **k)
     )
     start = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="densebench.models.weights"):
+    with caplog.at_level(logging.INFO, logger="densebench.models.preflight"):
         rows = preflight(registries.models, token=FAKE_TOKEN, timeout=3)
     elapsed = time.monotonic() - start
     by_model = {row["model"]: row for row in rows}
@@ -594,14 +593,14 @@ def test_check_snapshot_names_model_and_fetch_command(snapshot, damage, text):
 
 def test_write_preflight_and_summary(tmp_path):
     rows = [
-        weights._row("a", _record("org/a"), "ok", "fine", SHA),
-        weights._row("b", _record("org/b", gated=True), "no-token", "line one\n\tline two"),
-        weights._row("demo", {"weights": "random"}, "random-init", "no weights"),
+        hub_preflight._row("a", _record("org/a"), "ok", "fine", SHA),
+        hub_preflight._row("b", _record("org/b", gated=True), "no-token", "line one\n\tline two"),
+        hub_preflight._row("demo", {"weights": "random"}, "random-init", "no weights"),
     ]
     path = tmp_path / "out" / "weights_preflight.tsv"
     write_preflight(rows, path)
     lines = path.read_text().splitlines()
-    assert lines[0].split("\t") == list(weights.COLUMNS)
+    assert lines[0].split("\t") == list(hub_preflight.COLUMNS)
     assert len(lines) == 4 and all(len(line.split("\t")) == 8 for line in lines)
     assert "line one line two" in lines[2]
     assert sorted(p.name for p in path.parent.iterdir()) == ["weights_preflight.tsv"]

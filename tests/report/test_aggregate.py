@@ -1,4 +1,4 @@
-"""Tests for densebench.report.aggregate: concatenation, validation, sorting, published import."""
+"""Tests for densebench.report.aggregate and .published: concatenation, validation, sorting."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from densebench.evaluate.metrics import CLASS_METRICS, METRICS, score_run, write_table
-from densebench.report.aggregate import COLUMNS, aggregate, import_published
+from densebench.atomic import write_table
+from densebench.evaluate.bootstrap import score_run
+from densebench.evaluate.metrics import CLASS_METRICS, METRICS
+from densebench.report.aggregate import COLUMNS, aggregate
+from densebench.report.published import import_published
 from tests.conftest import FIXTURES
 
 PER_RUN = len(METRICS) + len(CLASS_METRICS) * 3  # 8 headline + 5 per class x 3 classes

@@ -1,4 +1,4 @@
-"""Tests for densebench.report.render: per-strategy tables and the Figure 3 analogue."""
+"""Tests for densebench.report.tables and .figures: per-strategy tables and Figure 3."""
 
 from __future__ import annotations
 
@@ -11,13 +11,8 @@ import pytest
 
 from densebench.evaluate.metrics import METRICS
 from densebench.report.aggregate import COLUMNS, sort_table
-from densebench.report.render import (
-    FIG3_DPI,
-    FIG3_SIZE_IN,
-    build_figure3,
-    figure3,
-    strategy_tables,
-)
+from densebench.report.figures import FIG3_DPI, FIG3_SIZE_IN, build_figure3, figure3
+from densebench.report.tables import strategy_tables
 
 DATASETS = ("GlaS", "BCSS", "kumar")
 STRATEGIES = ("frozen", "lora", "cnn_adapter")

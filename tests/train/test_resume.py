@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from densebench.spec import build_run_spec, dumps
+from densebench.spec import build_run_spec
 
 BIN = Path(sys.executable).parent
 TIMING = ("images_per_s", "epoch_s", "eta_s")
@@ -29,7 +29,7 @@ def spec_file(tmp_path_factory, demo_config, registries) -> Path:
     config = dict(demo_config, train=dict(demo_config["train"], epochs=6, batch_size=2))
     spec = build_run_spec(config, "demo_nuclei", "demo_vit_p16", "transformer_adapter", registries)
     path = tmp_path_factory.mktemp("spec") / "spec.json"
-    path.write_text(dumps(spec))
+    path.write_text(spec.to_json())
     return path
 
 

@@ -25,7 +25,6 @@ def test_paper_formula_between_warmup_and_period():
 
 
 def test_period_per_fix():
-    train = {"cosine_t_max": 100, "epochs": 150}
-    assert cosine_period(train, period_is_epochs=False) == 100
-    assert cosine_period(train, period_is_epochs=True) == 150
+    assert cosine_period(150, 100, period_is_epochs=False) == 100
+    assert cosine_period(150, 100, period_is_epochs=True) == 150
     assert lr_at(149, 1e-3, 2, 150) < 1e-6  # corrected: annealed at the end

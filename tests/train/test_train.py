@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 import densebench.train.loop
-from densebench.evaluate.predict import predict_run, run_keys
-from densebench.spec import build_run_spec
+from densebench.evaluate.confusion import run_keys
+from densebench.evaluate.predict import predict_run
+from densebench.spec import RunSpec, build_run_spec
 from densebench.train.loop import LOG_FIELDS, train_run
-from densebench.train.runtime import confusion
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_confusion_file(trained, spec, small_store):
         matrices, ids = data["matrices"], data["sample_ids"]
     store = DatasetStore(small_store)
     assert matrices.shape == (len(store.indices("test")), 4, 4)
-    size = spec["input_size"]
+    size = spec.input_size
     assert (matrices.sum(axis=(1, 2)) == size * size).all()  # resize mode: scored at S x S
     assert list(ids) == [store.samples[i]["id"] for i in store.indices("test")]
     assert run_keys(trained / "confusion.npz") == {
@@ -111,7 +113,7 @@ def test_run_preempted_after_its_last_epoch_finishes_without_retraining(
 def test_last_checkpoint_of_another_recipe_is_set_aside(
     trained, spec, small_store, tmp_path, monkeypatch
 ):
-    other = dict(spec, train=dict(spec["train"], lr=5e-4))
+    other = replace(spec, train=replace(spec.train, lr=5e-4))
     preempted_after_last_epoch(other, small_store, tmp_path, monkeypatch)
     train_run(spec, small_store, tmp_path)  # no error: trains from scratch
     a = torch.load(trained / "best.pt", weights_only=False)["state"]
@@ -120,26 +122,14 @@ def test_last_checkpoint_of_another_recipe_is_set_aside(
     assert not (tmp_path / "last.pt").exists()
 
 
-def test_execution_settings_do_not_change_the_training_identity(spec):
-    from densebench.identity import training_identity
-
-    execution = dict(spec["train"], num_workers=7, compile=True, channels_last=False)
-    described = dict(spec["model_record"], display_name="Renamed", notes="x", licence="y")
-    same = dict(spec, train=execution, model_record=described)
-    assert training_identity(same) == training_identity(spec)
-    assert training_identity(dict(spec, input_size=spec["input_size"] * 2)) != training_identity(
-        spec
-    )
+def test_checkpoints_store_the_spec_as_plain_values(trained, spec):
+    saved = torch.load(trained / "best.pt", weights_only=False)["spec"]
+    assert type(saved) is dict and json.loads(json.dumps(saved)) == saved  # no class pickled
+    assert saved == spec.to_dict() and RunSpec.from_dict(saved) == spec
 
 
 def test_prediction_refuses_a_checkpoint_of_another_recipe(trained, spec, small_store, tmp_path):
-    other = dict(spec, train=dict(spec["train"], lr=5e-4))
+    other = replace(spec, train=replace(spec.train, lr=5e-4))
     with pytest.raises(ValueError, match="another training configuration"):
         predict_run(trained / "best.pt", small_store, tmp_path / "c.npz", spec=other)
     assert not (tmp_path / "c.npz").exists()
-
-
-def test_confusion_drops_ignore_pixels():
-    pred = torch.tensor([[[0, 1], [1, 1]]])
-    target = torch.tensor([[[0, 255], [1, 0]]])
-    assert confusion(pred, target, 2, 255).tolist() == [[[1, 1], [0, 1]]]

@@ -1,7 +1,8 @@
 """Atomic outputs: write to a temporary name beside the target, rename when complete.
 
 Nothing half-written ever takes a final name: a killed job leaves only a hidden temporary,
-which the next attempt removes.
+which the next attempt removes. The one home of the package's text and table writers
+(`write_text`, `write_table`: every CSV the workflow produces).
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -94,3 +99,9 @@ def write_text(text: str, path: Path) -> None:
     """Write UTF-8 text atomically, creating parent folders."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame as CSV (no index, Unix newlines, full float precision) atomically."""
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")

@@ -11,14 +11,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from densebench.registry import AXES
 
-SPLIT_LIST_URL = (
-    "https://raw.githubusercontent.com/lingxitong/PFM_Segmentation/{commit}/configs/data/{file}"
-)
-"""Where the authors' split lists live (reference/paper_splits.md)."""
+if TYPE_CHECKING:
+    from densebench.spec import RunSpec
 
 
 def json_arg(text: str) -> Any:
@@ -26,6 +24,16 @@ def json_arg(text: str) -> Any:
     if text.startswith("@"):
         text = Path(text[1:]).read_text()
     return json.loads(text)
+
+
+def spec_arg(text: str) -> RunSpec:
+    """Parse a run spec (`densebench.spec.RunSpec` JSON), or read it from a file as @path."""
+    from densebench.spec import RunSpec
+
+    try:
+        return RunSpec.from_dict(json_arg(text))
+    except ValueError as error:  # argparse would print only the (long) value
+        raise argparse.ArgumentTypeError(f"not a run spec: {error}") from error
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
@@ -58,14 +66,9 @@ def cmd_unpack(args: argparse.Namespace) -> None:
 
 def cmd_split_list(args: argparse.Namespace) -> None:
     """Download the authors' published split list of a dataset at its pinned commit."""
-    from densebench.data.download import fetch, sha256sum
+    from densebench.data.download import fetch_split_list
 
-    listing = args.card.get("split_list")
-    if not listing:
-        raise ValueError(f"dataset {args.dataset}: its card has no split_list")
-    url = SPLIT_LIST_URL.format(**listing)
-    path = fetch(url, args.out, listing.get("sha256"))
-    print(f"{args.dataset}: {url} sha256 {sha256sum(path)}")
+    print(fetch_split_list(args.dataset, args.card, args.out))
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -106,7 +109,7 @@ def cmd_weights(args: argparse.Namespace) -> None:
 def cmd_preflight(args: argparse.Namespace) -> None:
     """Check hub access to models (--models records, else the --config grid), no download."""
     from densebench.config import load_config, registry_path
-    from densebench.models.weights import preflight, summary, write_preflight
+    from densebench.models.preflight import preflight, summary, write_preflight
     from densebench.registry import Registries
 
     models = args.models
@@ -125,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     enforce_offline()  # before any model library is imported: no network inside a job
     if args.weights is not None:
-        check_snapshot(args.spec["model"], args.weights)
+        check_snapshot(args.spec.model, args.weights)
     from densebench.train.loop import train_run
 
     train_run(args.spec, args.store, args.out_dir, args.weights, args.threads)
@@ -137,7 +140,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     enforce_offline()
     if args.weights is not None and args.spec is not None:
-        check_snapshot(args.spec["model"], args.weights)
+        check_snapshot(args.spec.model, args.weights)
     from densebench.evaluate.predict import predict_run
 
     predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)
@@ -147,8 +150,9 @@ def cmd_score(args: argparse.Namespace) -> None:
     """Metrics and bootstrap CIs of runs, from their confusion matrices (one seed for all)."""
     import pandas as pd
 
-    from densebench.evaluate.metrics import score_run, write_table
-    from densebench.evaluate.predict import run_keys
+    from densebench.atomic import write_table
+    from densebench.evaluate.bootstrap import score_run
+    from densebench.evaluate.confusion import run_keys
 
     options = {"definitions": args.definitions, "exclude_background": args.exclude_background}
     frames = [
@@ -160,7 +164,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     """Collect per-run metrics into the tidy results table."""
-    from densebench.evaluate.metrics import write_table
+    from densebench.atomic import write_table
     from densebench.report.aggregate import aggregate
 
     write_table(aggregate(args.inputs), args.out)
@@ -170,7 +174,7 @@ def cmd_tables(args: argparse.Namespace) -> None:
     """Per-(dataset, strategy) tables of models x metrics."""
     import pandas as pd
 
-    from densebench.report.render import strategy_tables
+    from densebench.report.tables import strategy_tables
 
     strategy_tables(pd.read_csv(args.table), args.out_dir, args.display_names)
 
@@ -179,7 +183,7 @@ def cmd_figure3(args: argparse.Namespace) -> None:
     """Figure 3: per-dataset box plots of each strategy across models."""
     import pandas as pd
 
-    from densebench.report.render import figure3
+    from densebench.report.figures import figure3
 
     figure3(
         pd.read_csv(args.table),
@@ -230,39 +234,30 @@ def build_parser() -> argparse.ArgumentParser:
     path = {"type": Path, "required": True}
     opt_path = {"type": Path, "default": None}
     js = {"type": json_arg, "required": True}
+    req = {"required": True}
+    paths = {"type": Path, "nargs": "+"}
     threads = (("--threads",), {"type": int, "default": 1})
+    dataset_card = [(("--dataset",), req), (("--card",), js)]
     add(sub, "synthesize", cmd_synthesize, [(("--card",), js), (("--out",), path)])
-    add(
-        sub,
-        "download",
-        cmd_download,
-        [(("--dataset",), {"required": True}), (("--card",), js), (("--out",), path)],
-    )
+    add(sub, "download", cmd_download, [*dataset_card, (("--out",), path)])
     add(
         sub,
         "convert",
         cmd_convert,
         [
-            (("--dataset",), {"required": True}),
-            (("--card",), js),
+            *dataset_card,
             (("--raw",), path),
             (("--out",), path),
-            (("--split-policy",), {"required": True}),
+            (("--split-policy",), req),
             (("--seed",), {"type": int, "required": True}),
             (("--fractions",), {"type": float, "nargs": 3, "required": True}),
             (("--split-list",), opt_path),
         ],
     )
-    dataset_card = [(("--dataset",), {"required": True}), (("--card",), js)]
     add(sub, "manual-check", cmd_manual_check, [*dataset_card, (("--raw",), path)])
     add(sub, "unpack", cmd_unpack, [*dataset_card, (("--raw",), path), (("--out",), path)])
     add(sub, "split-list", cmd_split_list, [*dataset_card, (("--out",), path)])
-    add(
-        sub,
-        "weights",
-        cmd_weights,
-        [(("--model",), {"required": True}), (("--record",), js), (("--out",), path)],
-    )
+    add(sub, "weights", cmd_weights, [(("--model",), req), (("--record",), js), (("--out",), path)])
     add(
         sub,
         "preflight",
@@ -279,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         cmd_train,
         [
-            (("--spec",), js),
+            (("--spec",), {"type": spec_arg, "required": True}),
             (("--store",), path),
             (("--out-dir",), path),
             (("--weights",), opt_path),
@@ -291,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         cmd_predict,
         [
-            (("--spec",), {"type": json_arg, "default": None}),
+            (("--spec",), {"type": spec_arg, "default": None}),
             (("--checkpoint",), path),
             (("--store",), path),
             (("--out",), path),
@@ -309,15 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
             (("--seed",), {"type": int, "default": 42}),
             (("--definitions",), {"choices": ("paper", "standard"), "default": "paper"}),
             (("--exclude-background",), {"action": "store_true"}),
-            (("confusions",), {"type": Path, "nargs": "+"}),
+            (("confusions",), paths),
         ],
     )
-    add(
-        sub,
-        "aggregate",
-        cmd_aggregate,
-        [(("--out",), path), (("inputs",), {"type": Path, "nargs": "+"})],
-    )
+    add(sub, "aggregate", cmd_aggregate, [(("--out",), path), (("inputs",), paths)])
     names = {"type": json_arg, "default": None}
     add(
         sub,

@@ -8,6 +8,7 @@ the scoring job's arguments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 FIXES: dict[str, tuple[str, str]] = {
@@ -72,7 +73,7 @@ def resolve_fixes(config: dict[str, Any]) -> dict[str, bool]:
     return {name: default if chosen.get(name) is None else bool(chosen[name]) for name in FIXES}
 
 
-def stage_fixes(fixes: dict[str, bool], *stages: str) -> dict[str, bool]:
+def stage_fixes(fixes: Mapping[str, bool], *stages: str) -> dict[str, bool]:
     """The fixes that belong to the given stages."""
     return {name: on for name, on in fixes.items() if FIXES[name][0] in stages}
 

@@ -18,7 +18,11 @@ while editing anything that changes the numbers redoes exactly what it changes:
   the train-stage fixes;
 - prediction (`confusion.npz`): `prediction_identity`, i.e. the trained run (by file time), the
   inference mode and the predict-stage fixes;
-- scores: the bootstrap settings and metric definitions (the score rule's params).
+- scores: `scoring_identity`, i.e. the bootstrap settings and the metric definitions (the score
+  rule's params; per dataset, from the config: scoring fixes never reach a run spec).
+
+The two run identities take a `densebench.spec.RunSpec` (also as its methods
+`spec.training_identity()` and `spec.prediction_identity()`).
 
 `last.pt` carries the training identity of the run that wrote it: a job resumes from it only if
 the identity is the same, and otherwise trains from scratch.
@@ -29,9 +33,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from densebench.fixes import stage_fixes
+from densebench.fixes import scoring_options, stage_fixes
+
+if TYPE_CHECKING:
+    from densebench.spec import RunSpec
 
 CARD_DESCRIPTIVE = frozenset({"display_name", "notes", "paper_input_size", "min_side"})
 """Card keys that do not change a dataset's store (`min_side` enters runs via the input size)."""
@@ -48,8 +55,8 @@ TRAIN_EXECUTION = frozenset(
     {"num_workers", "channels_last", "compile", "grad_checkpointing"}
     | {"max_input_size", "input_size"}
 )
-"""`train` keys that change how a run executes, not what it computes (the input-size keys enter
-through the resolved input size)."""
+"""`train` keys that change how a run executes, not what it computes: `TrainRecipe.execution`
+and the input-size rule's settings (which enter through the resolved input size)."""
 
 
 def without(record: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -100,28 +107,39 @@ def snapshot_manifest(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def training_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+def training_identity(spec: RunSpec) -> dict[str, Any]:
     """What decides a run's trained weights, given its store and weights files."""
     return {
-        "dataset": spec["dataset"],
-        "model": spec["model"],
-        "strategy": spec["strategy"],
-        "num_classes": spec["num_classes"],
-        "ignore_index": spec["ignore_index"],
-        "input_size": spec["input_size"],
-        "normalisation": spec["normalisation"],
-        "fixes": stage_fixes(spec["fixes"], "train"),
-        "model_record": without(spec["model_record"], MODEL_DESCRIPTIVE),
-        "strategy_record": without(spec["strategy_record"], STRATEGY_DESCRIPTIVE),
-        "decoder": spec["decoder"],
-        "train": without(spec["train"], TRAIN_EXECUTION),
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "strategy": spec.strategy,
+        "num_classes": spec.num_classes,
+        "ignore_index": spec.ignore_index,
+        "input_size": spec.input_size,
+        "normalisation": spec.normalisation.to_dict(),
+        "fixes": stage_fixes(spec.fixes, "train"),
+        "model_record": without(spec.model_record, MODEL_DESCRIPTIVE),
+        "strategy_record": without(spec.strategy_record, STRATEGY_DESCRIPTIVE),
+        "decoder": spec.decoder.to_dict(),
+        "train": without(spec.train.to_dict(), TRAIN_EXECUTION),
     }
 
 
-def prediction_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+def prediction_identity(spec: RunSpec) -> dict[str, Any]:
     """What decides a run's test predictions, given its trained weights."""
-    evaluate = spec["evaluate"]
-    identity = {"inference": evaluate["inference"], "fixes": stage_fixes(spec["fixes"], "predict")}
-    if evaluate["inference"] == "sliding_window":
-        identity["overlap"] = evaluate["overlap"]
+    evaluate = spec.evaluate
+    identity = {"inference": evaluate.inference, "fixes": stage_fixes(spec.fixes, "predict")}
+    if evaluate.inference == "sliding_window":
+        identity["overlap"] = evaluate.overlap
     return identity
+
+
+def scoring_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What rescores a dataset's runs, given their predictions: the bootstrap replicates and
+    seed, the metric definitions and the background handling (densebench.fixes)."""
+    evaluate = config["evaluate"]
+    return {
+        "replicates": evaluate["bootstrap_replicates"],
+        "seed": evaluate["bootstrap_seed"],
+        **scoring_options(config),
+    }

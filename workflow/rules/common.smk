@@ -9,15 +9,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from densebench.config import expose_commands
 from densebench.registry import Registries
-from densebench.fixes import scoring_options
-from densebench.spec import build_run_spec, dumps
+from densebench.spec import build_run_spec
 from densebench.identity import (
     canonical,
-    prediction_identity,
+    scoring_identity,
     snapshot_manifest,
     sources_identity,
     store_identity,
-    training_identity,
     weights_identity,
 )
 from functools import lru_cache
@@ -48,7 +46,7 @@ DATASETS, MODELS, STRATEGIES = (
     config["models"],
     config["strategies"],
 )
-SCORING = scoring_options(config)
+SCORING = scoring_identity(config)
 SYNTHETIC = [
     d for d, card in REGISTRIES.datasets.items() if card["access"] == "synthetic"
 ]
@@ -136,7 +134,7 @@ def raw_inputs(wildcards):
 
 def card_json(wildcards, output):
     """The dataset card of a job, as canonical JSON (output-derived: not a rerun trigger)."""
-    return dumps(REGISTRIES.datasets[wildcards.dataset])
+    return canonical(REGISTRIES.datasets[wildcards.dataset])
 
 
 def sources_identity_json(wildcards):
@@ -158,7 +156,7 @@ def store_identity_json(wildcards):
 
 def model_json(wildcards, output):
     """The model record of a job, as canonical JSON (output-derived: not a rerun trigger)."""
-    return dumps(REGISTRIES.models[wildcards.model])
+    return canonical(REGISTRIES.models[wildcards.model])
 
 
 def weights_identity_json(wildcards):
@@ -169,26 +167,26 @@ def weights_identity_json(wildcards):
 
 @lru_cache(maxsize=None)
 def cell_spec(dataset, model, strategy):
-    """The run spec of a (dataset, model, strategy) cell (a dict: do not modify)."""
+    """The run spec of a (dataset, model, strategy) cell (a frozen densebench.spec.RunSpec)."""
     return build_run_spec(config, dataset, model, strategy, REGISTRIES)
 
 
 def job_spec(wildcards, input):
     """The run spec of a job, as canonical JSON: everything the job reads. Input-derived, so
     Snakemake does not record it; the job's identity params below decide reruns."""
-    return dumps(cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy))
+    return cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy).to_json()
 
 
 def training_identity_json(wildcards):
     """What retrains a run (densebench.identity), as canonical JSON: a rerun trigger."""
     spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
-    return canonical(training_identity(spec))
+    return canonical(spec.training_identity())
 
 
 def prediction_identity_json(wildcards):
     """What re-predicts a trained run (densebench.identity), as canonical JSON: a trigger."""
     spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
-    return canonical(prediction_identity(spec))
+    return canonical(spec.prediction_identity())
 
 
 def weights_flag(wildcards):
@@ -200,7 +198,7 @@ def weights_flag(wildcards):
 
 def preflight_models_json():
     """Records of the config's models, as JSON, for the access preflight."""
-    return dumps({name: REGISTRIES.models[name] for name in MODELS})
+    return canonical({name: REGISTRIES.models[name] for name in MODELS})
 
 
 def run_inputs(wildcards):
@@ -236,7 +234,7 @@ def display_names_json():
         axis: {k: r.get("display_name", k) for k, r in REGISTRIES.axis(axis).items()}
         for axis in ("models", "datasets", "strategies")
     }
-    return dumps(names)
+    return canonical(names)
 
 
 def strategy_table_files():

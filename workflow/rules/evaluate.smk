@@ -41,8 +41,8 @@ rule score:
     conda:
         "../../envs/densebench.yaml"
     params:
-        replicates=config["evaluate"]["bootstrap_replicates"],
-        seed=config["evaluate"]["bootstrap_seed"],
+        replicates=SCORING["replicates"],
+        seed=SCORING["seed"],
         definitions=SCORING["definitions"],
         background="--exclude-background" if SCORING["exclude_background"] else "",
     message:

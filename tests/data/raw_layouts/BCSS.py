@@ -1,9 +1,9 @@
 """Tiny BCSS tree as the Google Drive folder drops: `0_Public-data-Amgad2019_0.25MPP/...`.
 
-`rgbs_colorNormalized/<stem>.png` (RGB) and `masks/<stem>.png` (8-bit grey, pixel = GT code 0..21,
-0 = outside the ROI around a rotated-ROI border). Stems are real BCSS names from five TCGA sites,
-two of them (E2, OL) in the challenge's test institutes. `KNOWN` is a hand-drawn box of code 20
-(dcis) in the first ROI.
+`rgbs_colorNormalized/<stem>.png` (RGB; `RGBA` with an alpha channel) and `masks/<stem>.png`
+(8-bit grey, pixel = GT code 0..21, 0 = outside the ROI around a rotated-ROI border). Stems are
+real BCSS names from five TCGA sites, two of them (E2, OL) in the challenge's test institutes.
+`KNOWN` is a hand-drawn box of code 20 (dcis) in the first ROI.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SIZES = ((64, 80), (72, 96), (96, 64), (80, 112), (128, 100))
 BORDER = 4
 KNOWN = (STEMS[0], (slice(10, 30), slice(20, 44)), 20)
 """(stem, (rows, cols), code): a dcis region drawn into the first mask."""
+RGBA = STEMS[2]
+CORRUPT_DETAIL = "mask values [22]"
 
 
 def _image(index: int, shape: tuple[int, int]) -> np.ndarray:
@@ -52,7 +54,10 @@ def make_raw(root: Path, card: dict) -> None:
         mask = _mask(i, shape)
         if stem == KNOWN[0]:
             mask[KNOWN[1]] = KNOWN[2]
-        Image.fromarray(_image(i, shape), "RGB").save(base / "rgbs_colorNormalized" / f"{stem}.png")
+        image = _image(i, shape)
+        if stem == RGBA:  # alpha 9: must be dropped, not composited
+            image = np.dstack([image, np.full(shape, 9, np.uint8)])
+        Image.fromarray(image).save(base / "rgbs_colorNormalized" / f"{stem}.png")
         Image.fromarray(mask, "L").save(base / "masks" / f"{stem}.png")
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from tests.data.raw_layouts import box_label, tinted_noise
+
+TINT = (205, 130, 185)  # mean RGB of the images
 DOMAINS = {
     "task1": ["colorectum", "pancreas", "stomach"],
     "task2": ["kfbio-400", "3d-1000", "teksqray-600p"],
 }
-MASK_STYLES = ("binary", "0-255", "rgb-0-255")
+MASK_STYLES = ("0-1", "0-255", "rgb")
 KNOWN = {"domain": ("task1", "colorectum"), "box": (10, 30, 12, 50), "class": 1}
 """Tumour box (y0, y1, x0, x1) of the colorectum image, stored as a 3-channel 0/255 mask."""
 
@@ -25,21 +27,6 @@ KNOWN = {"domain": ("task1", "colorectum"), "box": (10, 30, 12, 50), "class": 1}
 def image_id(task: str, domain: str) -> str:
     """Deterministic 12-hex file stem of a domain's image."""
     return hashlib.sha1(f"{task}/{domain}".encode()).hexdigest()[:12]
-
-
-def _image(height: int, width: int, seed: int) -> np.ndarray:
-    """Deterministic pinkish RGB image."""
-    rng = np.random.default_rng(seed)
-    base = np.array([205, 130, 185], np.int16)
-    return np.clip(base + rng.integers(-40, 40, (height, width, 3)), 0, 255).astype(np.uint8)
-
-
-def _mask(height: int, width: int, box: tuple[int, int, int, int], style: str) -> np.ndarray:
-    """A tumour box as a mask array of the given style."""
-    y0, y1, x0, x1 = box
-    mask = np.zeros((height, width), np.uint8)
-    mask[y0:y1, x0:x1] = 1 if style == "binary" else 255
-    return np.repeat(mask[..., None], 3, axis=2) if style == "rgb-0-255" else mask
 
 
 def make_raw(root: Path, card: dict) -> None:
@@ -54,12 +41,13 @@ def make_raw(root: Path, card: dict) -> None:
             (folder / "image").mkdir(parents=True)
             (folder / "mask").mkdir(parents=True)
             name = f"{image_id(task, domain)}.png"
-            Image.fromarray(_image(height, width, seed)).save(folder / "image" / name)
+            rgb = tinted_noise(height, width, seed, TINT)
+            Image.fromarray(rgb).save(folder / "image" / name)
             if (task, domain) == KNOWN["domain"]:
-                box, style = KNOWN["box"], "rgb-0-255"
+                box, style = KNOWN["box"], "rgb"
             else:
                 box, style = (4, height // 2, 4, width // 3), MASK_STYLES[seed % 2]
-            Image.fromarray(_mask(height, width, box, style)).save(folder / "mask" / name)
+            Image.fromarray(box_label(height, width, box, style)).save(folder / "mask" / name)
 
 
 def corrupt_mask(root: Path) -> Path:

@@ -12,22 +12,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.data.raw_layouts import tinted_noise
+
+TINT = (190, 110, 170)  # mean RGB of the images
 IMAGES = {  # split folder -> (stem, height, width)
     "train": [("train_1", 72, 96), ("train_2", 64, 80), ("train_3", 80, 64)],
     "valid": [("test_1", 64, 64), ("test_2", 96, 72)],
 }
 KNOWN = {"sample": "train_1", "class": 1, "glands": [(4, 20, 6, 30), (40, 60, 50, 90)]}
 """The instance boxes (y0, y1, x0, x1) of train_1; every instance becomes class 1."""
-RGBA_SAMPLE = "train_2"
+RGBA = "train_2"
 WIDE_SAMPLE = "test_1"
 """Its annotation is saved as a 16-bit PNG (instance ids above 255 occur in instance maps)."""
-
-
-def _image(height: int, width: int, seed: int) -> np.ndarray:
-    """Deterministic pinkish RGB image."""
-    rng = np.random.default_rng(seed)
-    base = np.array([190, 110, 170], np.int16)
-    return np.clip(base + rng.integers(-40, 40, (height, width, 3)), 0, 255).astype(np.uint8)
 
 
 def _instances(stem: str, height: int, width: int) -> np.ndarray:
@@ -48,9 +44,9 @@ def make_raw(root: Path, card: dict) -> None:
             (base / split / folder).mkdir(parents=True, exist_ok=True)
         for stem, height, width in images:
             seed += 1
-            rgb = _image(height, width, seed)
+            rgb = tinted_noise(height, width, seed, TINT)
             inst = _instances(stem, height, width)
-            if stem == RGBA_SAMPLE:
+            if stem == RGBA:
                 alpha = np.full((height, width, 1), 255, np.uint8)
                 Image.fromarray(np.concatenate([rgb, alpha], axis=2)).save(
                     base / split / "Images" / f"{stem}.png"

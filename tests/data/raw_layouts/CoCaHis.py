@@ -17,6 +17,7 @@ FILE_NAME = "CoCaHis.hdf5"
 HEIGHT, WIDTH = 48, 64
 SPLITS = ["train", "test", "train", "test", "train"]
 PATIENTS = [1, 1, 2, 3, 3]
+CORRUPT_DETAIL = "GT_majority_vote[2]"
 CANCER_BOX = [(slice(0, 10), slice(0, 20 + 5 * i)) for i in range(len(SPLITS))]
 
 

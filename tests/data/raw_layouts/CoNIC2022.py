@@ -22,6 +22,7 @@ PATCHES += ["pannuke_4-0000"]
 NUCLEUS_CLASS = [1, 2, 3, 4, 5, 6]
 NUCLEUS_BOX = (slice(8, 16), slice(10, 20))
 SECOND_BOX = (slice(40, 48), slice(30, 40))
+CORRUPT_DETAIL = "patch 3"
 CLASS_NAMES = ["neutrophil", "epithelial", "lymphocyte", "plasma", "eosinophil", "connective"]
 
 

@@ -23,6 +23,7 @@ SECOND = (slice(40, 52), slice(50, 62))
 SECOND_TYPE = 3
 TYPES = {"train_1": 4, "train_2": 2, "train_10": 7, "test_1": 1, "test_2": 5}
 RGBA = "train_2"
+CORRUPT_DETAIL = "[9]"
 MAT_HEADER = b"MATLAB 5.0 MAT-file, written by tests/data/raw_layouts (fixed header)"
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from tests.data.raw_layouts import box_label, tinted_noise
+
+TINT = (200, 125, 175)  # mean RGB of the images
 FILES = {  # category -> [(stem, label style or None = no label file)]
     "Adenocarcinoma": [("GT2016907-1-400-003", "0-255"), ("GT2016907-1-400-004", "0-1")],
     "High-grade IN": [("GTXC2014192-2-400-006", "0-255")],
@@ -27,21 +29,6 @@ KNOWN = {"sample": "GT2012149-2-400-005", "category": "Polyp", "box": (20, 50, 1
 SIZE = 64
 
 
-def _image(seed: int) -> np.ndarray:
-    """Deterministic pinkish RGB image."""
-    rng = np.random.default_rng(seed)
-    base = np.array([200, 125, 175], np.int16)
-    return np.clip(base + rng.integers(-40, 40, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
-
-
-def _label(box: tuple[int, int, int, int], style: str) -> np.ndarray:
-    """A box label array in the given style."""
-    y0, y1, x0, x1 = box
-    label = np.zeros((SIZE, SIZE), np.uint8)
-    label[y0:y1, x0:x1] = 1 if style == "0-1" else 255
-    return np.repeat(label[..., None], 3, axis=2) if style == "rgb" else label
-
-
 def make_raw(root: Path, card: dict) -> None:
     """Write the tiny EBHI-Seg tree under root/EBHI-SEG."""
     base = Path(root) / "EBHI-SEG"
@@ -53,12 +40,14 @@ def make_raw(root: Path, card: dict) -> None:
         (base / category / "label").mkdir(parents=True)
         for stem, style in entries:
             seed += 1
-            Image.fromarray(_image(seed)).save(base / category / "image" / f"{stem}.png")
+            rgb = tinted_noise(SIZE, SIZE, seed, TINT)
+            Image.fromarray(rgb).save(base / category / "image" / f"{stem}.png")
             if style is None:
                 continue
             known = stem == KNOWN["sample"] and category == KNOWN["category"]
             box = KNOWN["box"] if known else (2 + seed, 30 + seed, 4, 24)
-            Image.fromarray(_label(box, style)).save(base / category / "label" / f"{stem}.png")
+            label = box_label(SIZE, SIZE, box, style)
+            Image.fromarray(label).save(base / category / "label" / f"{stem}.png")
 
 
 def corrupt_mask(root: Path) -> Path:

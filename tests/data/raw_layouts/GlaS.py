@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.data.raw_layouts import tinted_noise
+
+TINT = (200, 120, 180)  # mean RGB of the images
 IMAGES = {  # split folder -> (stem, height, width, patient, grade)
     "train": [("train_1", 72, 96, 1, "benign"), ("train_2", 64, 80, 2, "malignant")],
     "test_a": [("testA_1", 64, 88, 1, "benign"), ("testA_2", 72, 72, 3, "malignant")],
@@ -76,13 +79,6 @@ def _annotation(stem: str, height: int, width: int, patient: int, grade: str) ->
     }
 
 
-def _image(height: int, width: int, seed: int) -> np.ndarray:
-    """Deterministic pinkish RGB image."""
-    rng = np.random.default_rng(seed)
-    base = np.array([200, 120, 180], np.int16)
-    return np.clip(base + rng.integers(-40, 40, (height, width, 3)), 0, 255).astype(np.uint8)
-
-
 def make_raw(root: Path, card: dict) -> None:
     """Write the tiny Supervisely tree under root."""
     root = Path(root)
@@ -99,7 +95,8 @@ def make_raw(root: Path, card: dict) -> None:
         (root / split / "ann").mkdir(parents=True)
         for stem, height, width, patient, grade in images:
             seed += 1
-            Image.fromarray(_image(height, width, seed)).save(root / split / "img" / f"{stem}.bmp")
+            rgb = tinted_noise(height, width, seed, TINT)
+            Image.fromarray(rgb).save(root / split / "img" / f"{stem}.bmp")
             ann = _annotation(stem, height, width, patient, grade)
             (root / split / "ann" / f"{stem}.bmp.json").write_text(json.dumps(ann))
 

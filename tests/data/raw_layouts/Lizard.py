@@ -45,6 +45,7 @@ SECOND = (slice(30, 42), slice(30, 40))
 SECOND_CLASS = 6
 ORPHAN = (slice(50, 60), slice(8, 20))
 RGBA = "glas_2"
+CORRUPT_DETAIL = "[9]"
 
 
 def shape_of(stem: str) -> tuple[int, int]:

@@ -7,7 +7,7 @@ are RGB PNGs: channel 0 the class code (0 outside the FOV, 253 FOV, 1..12 nucleu
 99 unlabeled), channels 1 x 2 the instance id. Five FOVs of varying size from three slides;
 fold 1 puts slide E2-A1LH in train and BH-A0BL, OL-A66P in test (fold 2 the reverse). FOV i has
 nucleus class `CODES[i]` in `NUCLEUS_BOX`, an unlabeled nucleus in `UNLABELED_BOX`, the FOV code
-elsewhere except a 2-pixel outside-FOV border.
+elsewhere except a 2-pixel outside-FOV border. FOV `RGBA` is stored with an alpha channel.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ FOLD1 = {"TCGA-E2-A1LH-DX1": "train", "TCGA-BH-A0BL-DX1": "test", "TCGA-OL-A66P-
 NUCLEUS_BOX = (slice(10, 20), slice(10, 20))
 UNLABELED_BOX = (slice(30, 36), slice(30, 36))
 BORDER = 2
+RGBA = 3
+CORRUPT_DETAIL = "[42]"
 BOX = [10, 10, 19, 19]
 COORDS = ["10,19,19,10", "10,10,19,19"]
 CSV_HEADER = [
@@ -92,7 +94,10 @@ def make_raw(root: Path, card: dict) -> None:
     for sub in ("rgb", "mask", "visualization", "csv"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(FOVS):
-        Image.fromarray(rgb_array(i)).save(folder / "rgb" / f"{name}.png")
+        rgb = rgb_array(i)
+        if i == RGBA:
+            rgb = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
+        Image.fromarray(rgb).save(folder / "rgb" / f"{name}.png")
         Image.fromarray(mask_array(i)).save(folder / "mask" / f"{name}.png")
         Image.fromarray(rgb_array(i) // 2).save(folder / "visualization" / f"{name}.png")
         with (folder / "csv" / f"{name}.csv").open("w", newline="") as fh:

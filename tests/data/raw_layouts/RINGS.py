@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.data.raw_layouts import tinted_noise
+
+TINT = (210, 140, 190)  # mean RGB of the images
 IMAGES = {  # split folder -> (stem, height, width)
     "TRAIN": [("P1_D7_4_17_3", 64, 64), ("P1_D7_4_17_12", 72, 64), ("P2_F11_13_12_2", 64, 80)],
     "TEST": [("P3_C11_5_10_2", 64, 64), ("P6_E6_16_4_3", 80, 72)],
@@ -23,13 +26,6 @@ KNOWN = {
     "classes": {"gland": 1, "tumour": 2},
 }
 """Boxes (y0, y1, x0, x1) of the known sample's masks; tumour overrides gland on the overlap."""
-
-
-def _image(height: int, width: int, seed: int) -> np.ndarray:
-    """Deterministic pinkish RGB image."""
-    rng = np.random.default_rng(seed)
-    base = np.array([210, 140, 190], np.int16)
-    return np.clip(base + rng.integers(-40, 40, (height, width, 3)), 0, 255).astype(np.uint8)
 
 
 def _box_mask(height: int, width: int, box: tuple[int, int, int, int] | None) -> Image.Image:
@@ -58,7 +54,8 @@ def make_raw(root: Path, card: dict) -> None:
             (base / folder).mkdir(parents=True, exist_ok=True)
         for stem, height, width in images:
             seed += 1
-            Image.fromarray(_image(height, width, seed)).save(base / "IMAGES" / f"{stem}.png")
+            rgb = tinted_noise(height, width, seed, TINT)
+            Image.fromarray(rgb).save(base / "IMAGES" / f"{stem}.png")
             gland, tumour = _boxes(stem, height, width)
             _box_mask(height, width, gland).save(base / "MANUAL GLANDS" / f"{stem}.png")
             _box_mask(height, width, tumour).save(base / "MANUAL TUMOR" / f"{stem}.png")

@@ -17,6 +17,8 @@ FILES = {"01": ("01_1", "01_2"), "02": ("02_1",), "03": ("03_1", "03_2")}
 SHAPE = (64, 72)
 KNOWN = ("01_1", (slice(5, 15), slice(30, 42)))
 """(stem, (rows, cols)): a nucleus drawn into the first GT."""
+RGBA = "02_1"
+"""Every slide is RGBA, as in the release; this one is named for the alpha check."""
 APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
 
 

@@ -1,1 +1,1 @@
-"""Data stage: download, synthesis, splits, stores, the torch dataset, augmentation, converters."""
+"""Data stage: download, synthetic data, converters, splits, stores, dataset, resize, augment."""

@@ -38,10 +38,10 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from densebench.data.resize import IMAGE_INTERPOLATION, MASK_INTERPOLATION
+
 ALBUMENTATIONS_VERSION = "2.0.8"  # the version whose defaults are written out below
 AUTHORS_COMPOSE_SEED = 42  # the authors' Compose(seed=42); overridden per sample by `reseed`
-MASK_INTERPOLATION = cv2.INTER_NEAREST  # class indices must never blend
-IMAGE_INTERPOLATION = cv2.INTER_LINEAR
 
 
 @dataclass(frozen=True, eq=False)

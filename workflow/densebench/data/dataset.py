@@ -3,7 +3,8 @@
 Training items go through the authors' albumentations pipeline (densebench.data.augment), reseeded
 per (run seed, epoch, sample index), so a sample's augmentation does not depend on batch order,
 worker count or a resumed run. Evaluation items are resized to S x S as the authors' Resize
-(OpenCV bilinear for images, nearest for masks), or kept at native resolution (size None).
+(`densebench.data.resize.resize_pair`: OpenCV bilinear for images, nearest for masks), or kept at
+native resolution (size None).
 The store is opened lazily in each worker process (zarr v3 must not be shared across fork).
 """
 
@@ -12,22 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from densebench.data.resize import resize_pair
 from densebench.data.store import DatasetStore
-
-
-def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image bilinear, mask nearest to size x size (aspect ratio not kept, as the paper)."""
-    if image.shape[:2] == (size, size):
-        return image, mask
-    return (
-        cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR),
-        cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST),
-    )
 
 
 class SegmentationSplit(Dataset):

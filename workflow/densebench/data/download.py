@@ -12,6 +12,9 @@ Three steps, each atomic:
 - `unpack_sources` verifies every file of the raw folder against the card again, then extracts
   archives (zip, tar, tar.gz) or copies plain files into resources/unpacked/<dataset>/, the
   folder a converter reads. A truncated or corrupt archive names the file and the remedy.
+
+`fetch_split_list` downloads the authors' published split list of a paper dataset at the commit
+its card pins (reference/paper_splits.md).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from typing import Any
 from densebench.atomic import atomic_output
 
 CHUNK = 1 << 20
+SPLIT_LIST_URL = (
+    "https://raw.githubusercontent.com/lingxitong/PFM_Segmentation/{commit}/configs/data/{file}"
+)
+"""Where the authors' split lists live (reference/paper_splits.md)."""
 GDRIVE_FOLDER_LIMIT = 50
 """Files per Drive folder from which a folder is dropped by hand, not fetched. gdown < 6.0 listed at
 most 50 entries per folder and returned a truncated copy; the pinned gdown 6.5.1 lists folders via
@@ -84,6 +91,16 @@ def fetch(url: str, dest: Path, sha256: str | None = None) -> Path:
         raise
     part.replace(dest)
     return dest
+
+
+def fetch_split_list(dataset: str, card: dict[str, Any], out: Path) -> str:
+    """Download a dataset's split list (card `split_list`: commit, file, sha256); say what came."""
+    listing = card.get("split_list")
+    if not listing:
+        raise ValueError(f"dataset {dataset}: its card has no split_list")
+    url = SPLIT_LIST_URL.format(**listing)
+    path = fetch(url, out, listing.get("sha256"))
+    return f"{dataset}: {url} sha256 {sha256sum(path)}"
 
 
 def is_link(url: str) -> bool:

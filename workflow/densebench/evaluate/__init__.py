@@ -1,1 +1,1 @@
-"""Evaluate stage: prediction, the confusion-file format, metrics and bootstrap."""
+"""Evaluate stage: prediction, confusion files, metric definitions, bootstrap and run scores."""

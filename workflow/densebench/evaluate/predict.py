@@ -10,7 +10,8 @@ Two inference modes (protocol.md §4):
   coverage count; scored at native resolution. Images smaller than S are zero-padded (after
   normalisation) to one window and the padding is cropped off (the authors' code fails there).
   Windows go through the model in chunks of the batch size, not all at once.
-Every downstream number is a pure function of the saved matrices.
+Every downstream number is a pure function of the saved matrices, written by
+`densebench.evaluate.confusion` (the confusion file's one home).
 """
 
 from __future__ import annotations
@@ -22,17 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from densebench.atomic import atomic_output
 from densebench.data.dataset import SegmentationSplit
-from densebench.identity import training_identity
+from densebench.data.resize import resize_tensor
+from densebench.evaluate.confusion import RUN_KEYS, confusion_matrices, write_confusion
 from densebench.models.segmenter import backbone_fingerprint, build_model, load_trainable_state
-from densebench.train.runtime import amp_dtype, autocast, configure_torch, confusion
-
-RUN_KEYS = ("dataset", "model", "strategy")
-"""Keys identifying a run, stored in its confusion file."""
+from densebench.spec import RunSpec
+from densebench.train.runtime import amp_dtype, autocast, configure_torch
 
 
-def load_run(checkpoint: Path, weights_dir: Path | None, spec: dict[str, Any] | None = None):
+def load_run(checkpoint: Path, weights_dir: Path | None, spec: RunSpec | None = None):
     """Rebuild a trained run's model from its trainable-state checkpoint (`best.pt`).
 
     With the job's current `spec`, the checkpoint must have been trained under the same training
@@ -40,19 +39,20 @@ def load_run(checkpoint: Path, weights_dir: Path | None, spec: dict[str, Any] | 
     settings. Without it, the spec saved in the checkpoint is used.
     """
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    trained = RunSpec.from_dict(saved["spec"])
     if spec is None:
-        spec = saved["spec"]
-    elif training_identity(saved["spec"]) != training_identity(spec):
+        spec = trained
+    elif trained.training_identity() != spec.training_identity():
         raise ValueError(
             f"{checkpoint} was trained under another training configuration than this job's "
-            f"({spec['dataset']} / {spec['model']} / {spec['strategy']}); retrain the run: "
+            f"({spec.dataset} / {spec.model} / {spec.strategy}); retrain the run: "
             f"snakemake --forcerun train {checkpoint}"
         )
     model = build_model(spec, weights_dir)
     expected = saved["provenance"]["backbone_fingerprint"]
     if not np.isclose(backbone_fingerprint(model), expected, rtol=1e-9):
         raise ValueError(
-            f"{checkpoint}: the rebuilt backbone of {spec['model']} differs from the one it was "
+            f"{checkpoint}: the rebuilt backbone of {spec.model} differs from the one it was "
             "trained with (other weights or seed); retrain the run"
         )
     load_trainable_state(model, saved["state"])
@@ -94,18 +94,18 @@ def sliding_window_logits(
 
 
 @torch.no_grad()
-def predict_matrices(model, spec: dict[str, Any], store: Path, device) -> tuple[np.ndarray, list]:
+def predict_matrices(model, spec: RunSpec, store: Path, device) -> tuple[np.ndarray, list]:
     """Per-image confusion matrices of the test split and the sample ids, in split order.
 
     Split order is the authors' test-list order in a store written with their split list, as in
     ``scripts/infer_bootstrap.py::collect_per_sample_confusion_matrices_resize`` (an unshuffled
     loader over the list), so the bootstrap's image indices pick the same images as theirs.
     """
-    norm, size = spec["normalisation"], spec["input_size"]
-    evaluate, c, ignore = spec["evaluate"], spec["num_classes"], spec["ignore_index"]
-    dtype = amp_dtype(device, spec["fixes"]["bf16_autocast"])
-    native = evaluate["inference"] == "sliding_window" or spec["fixes"]["native_resolution_scoring"]
-    data = SegmentationSplit(store, "test", None if native else size, norm["mean"], norm["std"])
+    norm, size = spec.normalisation, spec.input_size
+    evaluate, c, ignore = spec.evaluate, spec.num_classes, spec.ignore_index
+    dtype = amp_dtype(device, spec.fixes["bf16_autocast"])
+    native = evaluate.inference == "sliding_window" or spec.fixes["native_resolution_scoring"]
+    data = SegmentationSplit(store, "test", None if native else size, norm.mean, norm.std)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, dtype):
@@ -114,19 +114,18 @@ def predict_matrices(model, spec: dict[str, Any], store: Path, device) -> tuple[
     matrices = []
     for k in range(len(data)):
         image, label = data[k]
-        if evaluate["inference"] == "sliding_window":
+        if evaluate.inference == "sliding_window":
             logits = sliding_window_logits(
-                forward, image.to(device), size, evaluate["overlap"], spec["train"]["batch_size"]
+                forward, image.to(device), size, evaluate.overlap, spec.train.batch_size
             )
         elif native:
-            resized = F.interpolate(image[None], size=(size, size), mode="bilinear")
-            logits = F.interpolate(
-                forward(resized).float(), size=label.shape, mode="bilinear", align_corners=False
+            logits = resize_tensor(
+                forward(resize_tensor(image[None], (size, size))).float(), label.shape
             )[0]
         else:
             logits = forward(image[None]).float()[0]
         pred = logits.argmax(0)[None]
-        matrices.append(confusion(pred, label[None].to(device), c, ignore).cpu())
+        matrices.append(confusion_matrices(pred, label[None].to(device), c, ignore).cpu())
     ids = [data.sample_id(k) for k in range(len(data))]
     return torch.cat(matrices).numpy().astype(np.int64), ids
 
@@ -137,27 +136,15 @@ def predict_run(
     out: Path,
     weights_dir: Path | None = None,
     threads: int = 1,
-    spec: dict[str, Any] | None = None,
+    spec: RunSpec | None = None,
 ) -> dict[str, Any]:
     """Write confusion.npz for the test split: matrices (N, C, C), sample_ids, classes, keys."""
     spec, model = load_run(checkpoint, weights_dir, spec)
-    device = configure_torch(int(spec["train"]["seed"]), threads)
+    device = configure_torch(int(spec.train.seed), threads)
     model.to(device).eval()
     stacked, ids = predict_matrices(model, spec, store, device)
     from densebench.data.store import DatasetStore
 
-    with atomic_output(Path(out)) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            matrices=stacked,
-            sample_ids=np.array(ids),
-            classes=np.array(DatasetStore(store).classes),
-            run_keys=np.array([spec[k] for k in RUN_KEYS]),
-        )
+    keys = {k: getattr(spec, k) for k in RUN_KEYS}
+    write_confusion(Path(out), stacked, ids, DatasetStore(store).classes, keys)
     return {"images": len(ids), "pixels": int(stacked.sum())}
-
-
-def run_keys(confusion_path: Path) -> dict[str, str]:
-    """The (dataset, model, strategy) a confusion file belongs to, read from the file."""
-    with np.load(confusion_path) as data:
-        return dict(zip(RUN_KEYS, (str(v) for v in data["run_keys"]), strict=True))

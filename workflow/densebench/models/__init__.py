@@ -1,1 +1,1 @@
-"""Segmentation models: backbones from the model registry, strategies, decoders."""
+"""Segmentation models: backbones, strategies, decoders; their weights and the hub preflight."""

@@ -10,11 +10,14 @@ is built and loaded depends on the record's `family`; each family has one builde
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from densebench.models.weights import fetch_command
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """File names looked for, in order, in a model's local weights snapshot."""
@@ -42,14 +45,14 @@ class TokenBackbone(nn.Module):
         return self.all_tokens(x)[:, self.num_prefix_tokens :, :]
 
 
-def find_weights(weights_dir: Path, model: str) -> Path:
-    """Return the weight file of a local snapshot or explain how to fetch it."""
-    for name in WEIGHT_FILES:
+def find_weights(weights_dir: Path, model: str, files: Sequence[str] = WEIGHT_FILES) -> Path:
+    """Return the first of `files` in a local snapshot or explain how to fetch it."""
+    for name in files:
         if (Path(weights_dir) / name).is_file():
             return Path(weights_dir) / name
     raise FileNotFoundError(
-        f"model {model}: no weights ({' or '.join(WEIGHT_FILES)}) in {weights_dir}. "
-        f"Fetch them with: snakemake --cores 1 resources/weights/{model}"
+        f"model {model}: no weights ({' or '.join(files)}) in {weights_dir}. "
+        f"Fetch them with: {fetch_command(model)}"
     )
 
 
@@ -63,7 +66,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_backbone(
-    name: str, record: dict[str, Any], weights_dir: Path | None = None
+    name: str, record: Mapping[str, Any], weights_dir: Path | None = None
 ) -> TokenBackbone:
     """Build the backbone of a registry record; pretrained ones load local weights strictly."""
     family = record["family"]
@@ -71,8 +74,7 @@ def build_backbone(
         raise ValueError(f"model {name}: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
     if record.get("weights") != "random" and weights_dir is None:
         raise ValueError(
-            f"model {name} needs pretrained weights; fetch them with: "
-            f"snakemake --cores 1 resources/weights/{name}"
+            f"model {name} needs pretrained weights; fetch them with: {fetch_command(name)}"
         )
     builder = importlib.import_module(f"densebench.models.families.{family}")
     backbone = builder.build(name, record, weights_dir)
@@ -80,7 +82,7 @@ def build_backbone(
     return backbone
 
 
-def check_layout(name: str, record: dict[str, Any], backbone: TokenBackbone) -> None:
+def check_layout(name: str, record: Mapping[str, Any], backbone: TokenBackbone) -> None:
     """Assert the built backbone matches the registry's token layout."""
     built = {
         "num_prefix_tokens": backbone.num_prefix_tokens,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -12,24 +11,25 @@ from torch import nn
 from densebench.models.adapters import CNNAdapter, TransformerAdapter
 from densebench.models.backbone import TokenBackbone, build_backbone
 from densebench.models.decoder import SkipDecoder, TokenDecoder
+from densebench.models.geometry import decoder_scales
 from densebench.models.strategies import apply_encoder_strategy
-from densebench.spec import decoder_scales
+from densebench.spec import RunSpec
 
 
 class SegmentationModel(nn.Module):
     """A PFM with one adaptation strategy and the paper's decoder."""
 
-    def __init__(self, backbone: TokenBackbone, spec: dict[str, Any]):
+    def __init__(self, backbone: TokenBackbone, spec: RunSpec):
         super().__init__()
-        strategy = spec["strategy_record"]
+        strategy = spec.strategy_record
         self.backbone = backbone
         self.adapted_modules = apply_encoder_strategy(
-            backbone.encoder, strategy, spec["model_record"], spec["fixes"], spec["model"]
+            backbone.encoder, strategy, spec.model_record, spec.fixes, spec.model
         )
         self.encoder_trains = any(p.requires_grad for p in backbone.parameters())
-        fixes = spec["fixes"]
+        fixes = spec.fixes
         self.keep_encoder_eval = fixes["frozen_encoder_eval"] and not self.encoder_trains
-        dim, classes = backbone.embed_dim, spec["num_classes"]
+        dim, classes = backbone.embed_dim, spec.num_classes
         self.token_adapter = None
         self.cnn = None
         self.channels_last = False
@@ -37,10 +37,7 @@ class SegmentationModel(nn.Module):
             self.token_adapter = TransformerAdapter(
                 dim, int(strategy["depth"]), strategy["drop_path"], strategy["init_values"]
             )
-        width = {
-            "hidden": spec["decoder"]["hidden_channels"],
-            "channels": spec["decoder"]["block_channels"],
-        }
+        width = {"hidden": spec.decoder.hidden_channels, "channels": spec.decoder.block_channels}
         if strategy["decoder"] == "skip":
             compute_stage3 = not fixes["skip_discarded_cnn_stage"]
             self.cnn = CNNAdapter(strategy["block_units"], compute_stage3)
@@ -95,18 +92,18 @@ def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.transpose(1, 2).reshape(b, d, side, side)
 
 
-def build_model(spec: dict[str, Any], weights_dir: Path | None = None) -> SegmentationModel:
+def build_model(spec: RunSpec, weights_dir: Path | None = None) -> SegmentationModel:
     """Build the model of a run spec, seeded so random-init backbones are reproducible."""
-    torch.manual_seed(int(spec["train"]["seed"]))
-    backbone = build_backbone(spec["model"], spec["model_record"], weights_dir)
+    torch.manual_seed(int(spec.train.seed))
+    backbone = build_backbone(spec.model, spec.model_record, weights_dir)
     return SegmentationModel(backbone, spec)
 
 
-def build_on_meta(spec: dict[str, Any]) -> SegmentationModel:
+def build_on_meta(spec: RunSpec) -> SegmentationModel:
     """The run's model with random weights on the meta device: shapes and counts, no memory."""
-    record = dict(spec["model_record"], weights="random")
+    record = dict(spec.model_record, weights="random")
     with torch.device("meta"):
-        return SegmentationModel(build_backbone(spec["model"], record), spec)
+        return SegmentationModel(build_backbone(spec.model, record), spec)
 
 
 def trainable_state(model: SegmentationModel) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ the `standard_lora_init` fix is on.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -51,7 +52,7 @@ AUTHORS_LORA_MODELS = frozenset(
 the `if pfm_name in [...]` list plus the `elif pfm_name == 'conch_v1_5'` branch."""
 
 
-def paper_adapts(record: dict[str, Any], name: str | None = None) -> bool:
+def paper_adapts(record: Mapping[str, Any], name: str | None = None) -> bool:
     """Whether the authors' code gives a model LoRA/DoRA adapters: a whitelisted name (names
     the authors do not know are not checked) and attention of the type they replace."""
     named = name is None or name not in AUTHORS_MODELS or name in AUTHORS_LORA_MODELS
@@ -85,7 +86,7 @@ def freeze(module: nn.Module) -> None:
 
 def inject_lora(
     encoder: nn.Module,
-    strategy: dict[str, Any],
+    strategy: Mapping[str, Any],
     targets: str,
     use_dora: bool,
     standard_init: bool = True,
@@ -121,9 +122,9 @@ def check_adapted(adapted: list[str], targets: str) -> None:
 
 def apply_encoder_strategy(
     encoder: nn.Module,
-    strategy: dict[str, Any],
-    record: dict[str, Any],
-    fixes: dict[str, bool],
+    strategy: Mapping[str, Any],
+    record: Mapping[str, Any],
+    fixes: Mapping[str, bool],
     name: str | None = None,
 ) -> list[str]:
     """Freeze, unfreeze or adapt the encoder of model `name` per the strategy; return the

@@ -1,9 +1,11 @@
-"""Model weights: Hugging Face snapshots, gated-access preflight and offline loading.
+"""Model weights: Hugging Face snapshots, hub-error remedies, snapshot checks, offline jobs.
 
 Weights are fetched once, on a machine with internet (the login node), into
 resources/weights/<model>/ with a SNAPSHOT.json manifest (repo, requested revision, resolved
-commit, files and sizes). Training jobs run offline (HF_HUB_OFFLINE=1) and call check_snapshot
-before loading. preflight() checks access to every repo with metadata calls only.
+commit, files and sizes); `fetch_command` is the one spelling of that remedy, used by every
+message that names it. Training jobs run offline (HF_HUB_OFFLINE=1) and call check_snapshot
+before loading. `classify` turns hub errors into a status and a remedy, for fetching here and
+for the access preflight (`densebench.models.preflight`).
 
 Tokens: the explicit argument, else HF_TOKEN, else the token stored by `hf auth login`. A token is
 never written to a message, a log or a file (every text that leaves this module is redacted).
@@ -11,24 +13,19 @@ never written to a message, a log or a file (every text that leaves this module 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
 import re
 import shutil
 import sys
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from densebench.atomic import atomic_output, write_text
+from densebench.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +33,6 @@ HUB = "https://huggingface.co"
 TOKENS_PAGE = f"{HUB}/settings/tokens"
 MANIFEST = "SNAPSHOT.json"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-STATUSES = (
-    "ok",
-    "gated-not-approved",
-    "no-token",
-    "not-found",
-    "offline",
-    "error",
-    "random-init",
-)
-COLUMNS = ("model", "repo", "revision", "sha", "gated", "licence", "status", "detail")
 _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
 
@@ -53,14 +40,10 @@ class WeightsError(ValueError):
     """Weights cannot be fetched; the message names the model, the repo and the remedy."""
 
 
-class _Timeout(TimeoutError):
-    """A metadata call did not answer within the preflight timeout."""
-
-
 # ---- small helpers ------------------------------------------------------------------------
 
 
-def _hub() -> ModuleType:
+def hub_module() -> ModuleType:
     """The huggingface_hub module (looked up at call time, so tests can replace functions)."""
     import huggingface_hub
 
@@ -84,7 +67,7 @@ def resolve_token(token: str | None = None) -> str | None:
     if os.environ.get("HF_TOKEN"):
         return os.environ["HF_TOKEN"]
     try:
-        return _hub().get_token() or None
+        return hub_module().get_token() or None
     except Exception:  # a broken token store must not break a download of a public repo
         return None
 
@@ -144,22 +127,22 @@ def classify(
     if isinstance(exc, hub_errors.OfflineModeIsEnabled) or (
         isinstance(exc, hub_errors.LocalEntryNotFoundError) and offline_mode()
     ):
-        return "offline", _offline_detail(model, "HF_HUB_OFFLINE is set")
+        return "offline", offline_detail(model, "HF_HUB_OFFLINE is set")
     if isinstance(exc, hub_errors.GatedRepoError):
         if not has_token:
-            return "no-token", _no_token_detail(repo)
+            return "no-token", no_token_detail(repo)
         return "gated-not-approved", (
             f"gated repo and your token's account is not (yet) approved: request access at "
             f"{HUB}/{repo} with the account of your token, then wait for the approval [{why}]"
         )
     if isinstance(exc, hub_errors.RevisionNotFoundError):
         return "not-found", (
-            f"{_at(revision)} does not exist in {repo}: fix `revision` of {model} in "
+            f"{revision_words(revision)} does not exist in {repo}: fix `revision` of {model} in "
             f"config/models.yaml (a commit sha, branch or tag of {HUB}/{repo}) [{why}]"
         )
     if isinstance(exc, hub_errors.RepositoryNotFoundError | hub_errors.DisabledRepoError):
         if not has_token and gated:
-            return "no-token", _no_token_detail(repo)
+            return "no-token", no_token_detail(repo)
         hint = "" if has_token else "; if it is private or gated, set HF_TOKEN"
         return "not-found", (
             f"repo {repo} not found (or disabled): fix `hf_repo` of {model} in "
@@ -171,13 +154,13 @@ def classify(
             f"{TOKENS_PAGE} and set HF_TOKEN [{why}]"
         )
     if isinstance(exc, hub_errors.LocalEntryNotFoundError) or _is_connection_error(exc):
-        return "offline", _offline_detail(model, f"cannot reach {HUB} [{why}]")
+        return "offline", offline_detail(model, f"cannot reach {HUB} [{why}]")
     code = _status_code(exc)
     retry = f"the hub answered HTTP {code}" if code else "unexpected error"
     return "error", f"{retry}; retry later or check {HUB}/{repo} [{why}]"
 
 
-def _offline_detail(model: str, reason: str) -> str:
+def offline_detail(model: str, reason: str) -> str:
     """Remedy when the hub cannot be (or must not be) contacted."""
     return (
         f"{reason}: run on a machine with internet (the login node), without HF_HUB_OFFLINE: "
@@ -185,12 +168,17 @@ def _offline_detail(model: str, reason: str) -> str:
     )
 
 
-def _no_token_detail(repo: str) -> str:
+def no_token_detail(repo: str) -> str:
     """Remedy when a gated repo is accessed without any token."""
     return (
         f"gated repo and no token: set HF_TOKEN ({TOKENS_PAGE}) to a read token of an account "
         f"approved at {HUB}/{repo}"
     )
+
+
+def revision_words(revision: str | None) -> str:
+    """Words for a requested revision."""
+    return f"revision {revision}" if revision else "the default branch"
 
 
 # ---- fetching -----------------------------------------------------------------------------
@@ -215,9 +203,9 @@ def fetch_weights(
     repo, revision = record["hf_repo"], record.get("revision")
     token = resolve_token(token)
     if offline_mode():
-        detail = _offline_detail(model, "HF_HUB_OFFLINE is set")
+        detail = offline_detail(model, "HF_HUB_OFFLINE is set")
         raise WeightsError(_fetch_message(model, repo, "offline", detail))
-    hub = _hub()
+    hub = hub_module()
     started = time.time()
     try:
         sha = hub.model_info(repo, revision=revision, token=token or False, timeout=30).sha
@@ -264,7 +252,7 @@ def _manifest(
         "total_bytes": sum(item["size"] for item in files),
         "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "download_seconds": round(time.time() - started, 1),
-        "huggingface_hub": _hub().__version__,
+        "huggingface_hub": hub_module().__version__,
         "licence": record.get("licence"),
     }
 
@@ -305,118 +293,6 @@ def _snapshot_problem(weights_dir: Path) -> str | None:
         more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
         return "partial snapshot: " + "; ".join(bad[:3]) + more
     return None
-
-
-# ---- preflight ----------------------------------------------------------------------------
-
-
-def _with_timeout(call: Callable[[], Any], timeout: float) -> Any:
-    """Run call in a daemon thread; raise _Timeout if it has not returned within timeout s."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        """Store the result or the exception of call."""
-        try:
-            box["value"] = call()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise _Timeout(f"no answer within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def _row(model: str, record: dict[str, Any], status: str, detail: str, sha: str = "") -> dict:
-    """One preflight row."""
-    return {
-        "model": model,
-        "repo": record.get("hf_repo") or "",
-        "revision": record.get("revision") or "",
-        "sha": sha or "",
-        "gated": bool(record.get("gated")),
-        "licence": record.get("licence") or "",
-        "status": status,
-        "detail": detail,
-    }
-
-
-def _check_one(
-    model: str, record: dict[str, Any], token: str | None, timeout: float
-) -> tuple[str, str, str]:
-    """(status, detail, sha) of one repo from metadata calls only (model_info, auth_check)."""
-    hub, repo, revision = _hub(), record["hf_repo"], record.get("revision")
-    try:
-        info = _with_timeout(
-            lambda: hub.model_info(repo, revision=revision, token=token or False, timeout=timeout),
-            timeout,
-        )
-        gated = bool(record.get("gated")) if info.gated is None else bool(info.gated)
-        if gated and not token:
-            return "no-token", _no_token_detail(repo), info.sha or ""
-        _with_timeout(lambda: hub.auth_check(repo, token=token or False), timeout)
-    except Exception as exc:
-        status, detail = classify(
-            exc, model, repo, revision, bool(token), bool(record.get("gated"))
-        )
-        return status, detail, ""
-    note = ""
-    if bool(info.gated) != bool(record.get("gated")):
-        note = f"; the hub says gated={info.gated!r} but config/models.yaml says {record['gated']}"
-    return "ok", f"access granted; {_at(revision)} resolves to {info.sha}{note}", info.sha or ""
-
-
-def _at(revision: str | None) -> str:
-    """Words for a requested revision."""
-    return f"revision {revision}" if revision else "the default branch"
-
-
-def preflight(
-    models: dict[str, dict], token: str | None = None, timeout: float = 10
-) -> list[dict[str, Any]]:
-    """Check access to every model's repo without downloading; one row per registry model."""
-    token = resolve_token(token)
-    rows: list[dict[str, Any]] = []
-    unreachable = "HF_HUB_OFFLINE is set" if offline_mode() else None
-    for model, record in models.items():
-        if model.startswith("_") or not isinstance(record, dict):
-            continue
-        if is_random_init(record):
-            rows.append(_row(model, record, "random-init", "random-init demo model, no weights"))
-        elif unreachable is not None:
-            rows.append(_row(model, record, "offline", _offline_detail(model, unreachable)))
-        else:
-            status, detail, sha = _check_one(model, record, token, timeout)
-            if status == "offline" and unreachable is None:
-                unreachable = f"{HUB} unreachable when checking {model}, not retried"
-            rows.append(_row(model, record, status, detail, sha))
-    for row in rows:
-        row["detail"] = redact(row["detail"], token)
-        log.info("preflight %s: %s: %s", row["model"], row["status"], row["detail"])
-    return rows
-
-
-def summary(rows: list[dict[str, Any]]) -> str:
-    """One line: how many models have each status."""
-    counts = Counter(row["status"] for row in rows)
-    parts = [f"{counts[status]} {status}" for status in STATUSES if counts[status]]
-    ready = counts["ok"] + counts["random-init"]
-    return f"weights preflight: {len(rows)} models, {ready} ready ({', '.join(parts) or 'none'})"
-
-
-def write_preflight(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write the preflight rows as a TSV atomically (tabs and newlines in details flattened)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        clean = {key: re.sub(r"[\t\r\n]+", " ", str(row.get(key, ""))) for key in COLUMNS}
-        writer.writerow(clean)
-    write_text(buffer.getvalue(), Path(path))
 
 
 # ---- offline loading inside jobs ----------------------------------------------------------

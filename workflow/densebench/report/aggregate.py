@@ -1,24 +1,23 @@
-"""Aggregation of per-run metric tables and import of the published results (protocol §6).
+"""The tidy results table: its schema, its sort order and the aggregation of per-run scores.
 
-Both functions return the same tidy schema (``COLUMNS``): one row per
-(dataset, model, strategy, metric, class), with ``source`` telling reproduced numbers from
-published ones. The 8 headline ``METRICS`` have an empty (NA) ``class`` and ``class_name``;
-the per-class ``CLASS_METRICS`` (IoU, Dice, Precision, Recall, F1, the authors'
-``{metric}_Class_{class}``) carry the class index and name. Rows are sorted by dataset,
-strategy, model, then the headline metrics in published order, then per class index the
-per-class metrics in ``CLASS_METRICS`` order (the authors' ``format_results`` layout).
-Published results have headline rows only.
+One row per (dataset, model, strategy, metric, class), with ``source`` telling reproduced
+numbers (``aggregate``) from published ones (``densebench.report.published``). The 8 headline
+``METRICS`` have an empty (NA) ``class`` and ``class_name``; the per-class ``CLASS_METRICS``
+(IoU, Dice, Precision, Recall, F1, the authors' ``{metric}_Class_{class}``) carry the class index
+and name. Rows are sorted by dataset, strategy, model, then the headline metrics in published
+order, then per class index the per-class metrics in ``CLASS_METRICS`` order (the authors'
+``format_results`` layout). Published results have headline rows only. ``headline_rows`` is the
+view the report's tables and figures read.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from densebench.evaluate.metrics import CLASS_COLUMNS, CLASS_METRICS, METRICS, RUN_COLUMNS
+from densebench.evaluate.bootstrap import CLASS_COLUMNS, RUN_COLUMNS
+from densebench.evaluate.metrics import CLASS_METRICS, METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +26,8 @@ KEY_COLUMNS: tuple[str, ...] = ("dataset", "model", "strategy")
 COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *RUN_COLUMNS, "source")
 ROW_KEY: tuple[str, ...] = (*KEY_COLUMNS, "metric", "class")
 SORT_KEY: tuple[str, ...] = ("dataset", "strategy", "model", "class", "metric")
+HEADLINE_KEY: tuple[str, ...] = ("dataset", "strategy", "model", "metric")
+"""What identifies a headline row once a table holds one source."""
 
 _FLOAT_COLUMNS = ("point", "boot_mean", "ci_lower", "ci_upper", "boot_std")
 _COUNT_COLUMNS = ("n_images", "replicates", "seed")
@@ -64,6 +65,33 @@ def _coerce(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """A table in the tidy schema: ``COLUMNS`` with their dtypes, sorted."""
+    return sort_table(_coerce(table))
+
+
+def empty_table() -> pd.DataFrame:
+    """An empty tidy table with the schema columns."""
+    import pandas as pd
+
+    return _coerce(pd.DataFrame({col: [] for col in COLUMNS}))
+
+
+def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the 8 headline ``METRICS`` (no class); raise if a ``HEADLINE_KEY`` repeats."""
+    keep = table["metric"].isin(METRICS)
+    if "class" in table:
+        keep &= table["class"].isna()
+    rows = table.loc[keep]
+    dup = rows.duplicated(list(HEADLINE_KEY), keep=False)
+    if dup.any():
+        first = rows.loc[dup, list(HEADLINE_KEY)].iloc[0].tolist()
+        raise ValueError(
+            f"tidy table has duplicate rows, e.g. {first}; filter it to one source first"
+        )
+    return rows
+
+
 def _check_metrics(table: pd.DataFrame, origin: str) -> None:
     """Raise ValueError naming ``origin`` for an unknown metric or a metric/class mismatch."""
     unknown = sorted(set(table["metric"]) - {*METRICS, *CLASS_METRICS})
@@ -77,13 +105,6 @@ def _check_metrics(table: pd.DataFrame, origin: str) -> None:
     without = sorted(set(table.loc[~headline & ~has_class, "metric"]))
     if without:
         raise ValueError(f"{origin}: per-class metric(s) {without} without a class")
-
-
-def _empty() -> pd.DataFrame:
-    """Return an empty tidy table with the schema columns."""
-    import pandas as pd
-
-    return _coerce(pd.DataFrame({col: [] for col in COLUMNS}))
 
 
 def aggregate(paths: Sequence[Path]) -> pd.DataFrame:
@@ -115,52 +136,5 @@ def aggregate(paths: Sequence[Path]) -> pd.DataFrame:
             seen[key] = path
         frames.append(frame.loc[:, columns].assign(source="reproduced"))
     if not frames:
-        return _empty()
-    return sort_table(_coerce(pd.concat(frames, ignore_index=True)))
-
-
-def import_published(json_path: Path, strategy: str) -> pd.DataFrame:
-    """Import a published dataset -> model -> metric -> {mean, ci_*} JSON as tidy rows."""
-    import pandas as pd
-
-    json_path = Path(json_path)
-    with json_path.open(encoding="utf-8") as fh:
-        data = json.load(fh)
-    rows = []
-    nan = math.nan
-    for dataset, models in data.items():
-        for model, metrics in models.items():
-            missing = [name for name in METRICS if name not in metrics]
-            if missing:
-                raise ValueError(f"{json_path}: {dataset}/{model} lacks metric(s) {missing}")
-            for name, stats in metrics.items():
-                if name not in METRICS:
-                    raise ValueError(f"{json_path}: {dataset}/{model}: unknown metric {name!r}")
-                try:
-                    mean, lower, upper = (stats[k] for k in ("mean", "ci_lower", "ci_upper"))
-                except (KeyError, TypeError) as err:
-                    raise ValueError(
-                        f"{json_path}: {dataset}/{model}/{name} lacks mean/ci_lower/ci_upper"
-                    ) from err
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "model": model,
-                        "strategy": strategy,
-                        "metric": name,
-                        "class": pd.NA,
-                        "class_name": pd.NA,
-                        "point": nan,
-                        "boot_mean": mean,
-                        "ci_lower": lower,
-                        "ci_upper": upper,
-                        "boot_std": nan,
-                        "n_images": pd.NA,
-                        "replicates": pd.NA,
-                        "seed": pd.NA,
-                        "source": "published",
-                    }
-                )
-    if not rows:
-        return _empty()
-    return sort_table(_coerce(pd.DataFrame(rows, columns=list(COLUMNS))))
+        return empty_table()
+    return tidy(pd.concat(frames, ignore_index=True))

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Sampler
 from densebench import __version__
 from densebench.atomic import atomic_output, remove_stale_in, write_text
 from densebench.data.dataset import SegmentationSplit, epoch_order
-from densebench.identity import training_identity
+from densebench.evaluate.confusion import confusion_matrices
 from densebench.models.segmenter import (
     SegmentationModel,
     backbone_fingerprint,
@@ -41,8 +41,9 @@ from densebench.models.segmenter import (
     load_trainable_state,
     trainable_state,
 )
+from densebench.spec import Execution, RunSpec
 from densebench.train.losses import dice_loss
-from densebench.train.runtime import amp_dtype, autocast, configure_torch, confusion
+from densebench.train.runtime import amp_dtype, autocast, configure_torch
 from densebench.train.schedule import cosine_period, lr_at
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_mIoU", "images_per_s", "epoch_s", "eta_s")
@@ -67,14 +68,14 @@ class EpochSampler(Sampler):
         return self.n
 
 
-def make_loader(data: SegmentationSplit, spec: dict, shuffle: bool, device) -> DataLoader:
+def make_loader(data: SegmentationSplit, spec: RunSpec, shuffle: bool, device) -> DataLoader:
     """A loader whose workers persist across epochs and open the store lazily."""
-    cfg = spec["train"]
-    workers = int(cfg["num_workers"])
-    sampler = EpochSampler(len(data), int(cfg["seed"]), shuffle)
+    cfg = spec.train
+    workers = int(cfg.execution.num_workers)
+    sampler = EpochSampler(len(data), int(cfg.seed), shuffle)
     return DataLoader(
         data,
-        batch_size=int(cfg["batch_size"]),
+        batch_size=int(cfg.batch_size),
         sampler=sampler,
         num_workers=workers,
         persistent_workers=workers > 0,
@@ -85,20 +86,18 @@ def make_loader(data: SegmentationSplit, spec: dict, shuffle: bool, device) -> D
 class Trainer:
     """The optimisation state of one run and its train / validation steps."""
 
-    def __init__(self, model: SegmentationModel, spec: dict, device: torch.device):
-        cfg = spec["train"]
+    def __init__(self, model: SegmentationModel, spec: RunSpec, device: torch.device):
+        cfg = spec.train
         self.model, self.spec, self.device = model, spec, device
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(
-            self.params, lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-        )
-        self.dtype = amp_dtype(device, spec["fixes"]["bf16_autocast"])
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.dtype = amp_dtype(device, spec.fixes["bf16_autocast"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-        self.clip = float(cfg["grad_clip_norm"])
+        self.clip = float(cfg.grad_clip_norm)
         self.forward = model
         if device.type == "cuda":
-            prepare_for_gpu(model, cfg)
-            if cfg["compile"]:
+            prepare_for_gpu(model, cfg.execution)
+            if cfg.execution.compile:
                 self.forward = torch.compile(model)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -106,7 +105,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.dtype):
             logits = self.forward(x)
-        loss = dice_loss(logits, y, self.spec["ignore_index"])
+        loss = dice_loss(logits, y, self.spec.ignore_index)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.params, self.clip)
@@ -118,7 +117,7 @@ class Trainer:
         """One pass over the training split at learning rate lr; mean batch loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        torch.manual_seed(int(self.spec["train"]["seed"]) * 1000 + epoch)  # drop-path etc.
+        torch.manual_seed(int(self.spec.train.seed) * 1000 + epoch)  # drop-path etc.
         loader.sampler.set_epoch(epoch)
         self.model.train()
         losses = [
@@ -133,12 +132,13 @@ class Trainer:
         from densebench.evaluate.metrics import compute_metrics
 
         self.model.eval()
-        c = self.spec["num_classes"]
+        c = self.spec.num_classes
         total = torch.zeros(c, c, dtype=torch.int64, device=self.device)
         for x, y in loader:
             with autocast(self.device, self.dtype):
                 pred = self.forward(x.to(self.device)).argmax(1)
-            total += confusion(pred, y.to(self.device), c, self.spec["ignore_index"]).sum(0)
+            matrices = confusion_matrices(pred, y.to(self.device), c, self.spec.ignore_index)
+            total += matrices.sum(0)
         return float(compute_metrics(total.cpu().numpy())["mIoU"])
 
     def state(self) -> dict[str, Any]:
@@ -151,11 +151,11 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
 
 
-def prepare_for_gpu(model: SegmentationModel, cfg: dict) -> None:
+def prepare_for_gpu(model: SegmentationModel, execution: Execution) -> None:
     """channels_last for the convolutional parts; checkpointing in a trainable encoder."""
-    if cfg["channels_last"]:
+    if execution.channels_last:
         model.use_channels_last()
-    if cfg["grad_checkpointing"] and model.encoder_trains:
+    if execution.grad_checkpointing and model.encoder_trains:
         encoder = model.backbone.encoder
         if hasattr(encoder, "set_grad_checkpointing"):  # timm
             encoder.set_grad_checkpointing(True)
@@ -179,22 +179,22 @@ def save_torch(obj: Any, path: Path) -> None:
 
 
 def train_run(
-    spec: dict[str, Any],
+    spec: RunSpec,
     store: Path,
     out_dir: Path,
     weights_dir: Path | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
     """Train one run into out_dir (best.pt, train_log.csv, provenance.json; last.pt resumes)."""
-    cfg = spec["train"]
-    seed, epochs = int(cfg["seed"]), int(cfg["epochs"])
+    cfg = spec.train
+    seed, epochs = int(cfg.seed), int(cfg.epochs)
     device = configure_torch(seed, threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_in(out_dir)
-    norm, size = spec["normalisation"], spec["input_size"]
-    train_data = SegmentationSplit(store, "train", size, norm["mean"], norm["std"], True, seed)
-    val_data = SegmentationSplit(store, "val", size, norm["mean"], norm["std"], False, seed)
+    norm, size = spec.normalisation, spec.input_size
+    train_data = SegmentationSplit(store, "train", size, norm.mean, norm.std, True, seed)
+    val_data = SegmentationSplit(store, "val", size, norm.mean, norm.std, False, seed)
     model = build_model(spec, weights_dir).to(device)
     fingerprint = backbone_fingerprint(model)
     trainer = Trainer(model, spec, device)
@@ -204,10 +204,10 @@ def train_run(
         state = resume(last, model, trainer, spec) or state
     train_loader = make_loader(train_data, spec, True, device)
     val_loader = make_loader(val_data, spec, False, device)
-    t_max = cosine_period(cfg, spec["fixes"]["cosine_period_epochs"])
+    t_max = cosine_period(epochs, cfg.cosine_t_max, spec.fixes["cosine_period_epochs"])
     for epoch in range(state["epoch"], epochs):
         start = time.perf_counter()
-        lr = lr_at(epoch, cfg["lr"], int(cfg["warmup_epochs"]), t_max)
+        lr = lr_at(epoch, cfg.lr, int(cfg.warmup_epochs), t_max)
         loss = trainer.train_epoch(train_loader, epoch, lr)
         score = trainer.validate(val_loader)
         if score > state["best_score"]:
@@ -230,19 +230,24 @@ def train_run(
             flush=True,
         )
         save_torch(
-            {"spec": spec, "model": trainable_state(model), **trainer.state(), **state}, last
+            {"spec": spec.to_dict(), "model": trainable_state(model), **trainer.state(), **state},
+            last,
         )
     return finish(spec, state, model, out_dir, fingerprint)
 
 
-def resume(path: Path, model, trainer: Trainer, spec: dict) -> dict[str, Any] | None:
+def resume(path: Path, model, trainer: Trainer, spec: RunSpec) -> dict[str, Any] | None:
     """Restore model, optimizer and loop state from `last.pt` if it is this run's; else None.
 
     A `last.pt` of another training identity (the recipe or a record changed since it was
     written) is removed, and the run trains from scratch.
     """
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    if training_identity(saved["spec"]) != training_identity(spec):
+    try:
+        same = RunSpec.from_dict(saved["spec"]).training_identity() == spec.training_identity()
+    except ValueError:  # the spec of another densebench version
+        same = False
+    if not same:
         print(
             f"{path} was written under another training configuration; training from scratch",
             flush=True,
@@ -256,14 +261,14 @@ def resume(path: Path, model, trainer: Trainer, spec: dict) -> dict[str, Any] | 
     return {k: saved[k] for k in keys}
 
 
-def finish(spec: dict, state: dict, model, out_dir: Path, fingerprint: float) -> dict:
+def finish(spec: RunSpec, state: dict, model, out_dir: Path, fingerprint: float) -> dict:
     """Write best.pt, train_log.csv and provenance.json of the finished run; drop last.pt."""
     provenance = {
-        "dataset": spec["dataset"],
-        "model": spec["model"],
-        "strategy": spec["strategy"],
-        "protocol": spec["protocol"],
-        "fixes": spec["fixes"],
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "strategy": spec.strategy,
+        "protocol": spec.protocol,
+        "fixes": dict(spec.fixes),
         "best_epoch": state["best_epoch"],
         "best_val_mIoU": state["best_score"],
         "epochs": state["epoch"],
@@ -275,7 +280,7 @@ def finish(spec: dict, state: dict, model, out_dir: Path, fingerprint: float) ->
         "device": device_name(next(model.parameters()).device),
     }
     save_torch(
-        {"state": state["best_state"], "spec": spec, "provenance": provenance},
+        {"state": state["best_state"], "spec": spec.to_dict(), "provenance": provenance},
         out_dir / "best.pt",
     )
     write_log(state["log"], out_dir / "train_log.csv")

@@ -1,4 +1,7 @@
-"""Torch runtime shared by training and prediction: device, determinism, precision, counts."""
+"""Torch runtime shared by training and prediction: device, determinism, mixed precision.
+
+Per-image confusion counts live in `densebench.evaluate.confusion`.
+"""
 
 from __future__ import annotations
 
@@ -31,16 +34,3 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
-
-
-def confusion(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int
-) -> torch.Tensor:
-    """Per-image confusion matrices (B, C, C), rows = truth, ignore pixels dropped."""
-    b = pred.shape[0]
-    valid = target != ignore
-    flat = (target.clamp(0, num_classes - 1) * num_classes + pred).masked_fill(~valid, -1)
-    offsets = torch.arange(b, device=pred.device).view(b, 1, 1) * num_classes**2
-    index = (flat + offsets)[valid]
-    counts = torch.bincount(index.flatten(), minlength=b * num_classes**2)
-    return counts.view(b, num_classes, num_classes)

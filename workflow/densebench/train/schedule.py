@@ -18,6 +18,7 @@ def lr_at(epoch: int, base_lr: float, warmup: int, t_max: int, eta_min: float = 
     return eta_min + 0.5 * (base_lr - eta_min) * (1.0 + math.cos(math.pi * phase))
 
 
-def cosine_period(train: dict, period_is_epochs: bool) -> int:
-    """T_max: the number of epochs with the `cosine_period_epochs` fix, else the paper's value."""
-    return int(train["epochs"]) if period_is_epochs else int(train["cosine_t_max"])
+def cosine_period(epochs: int, cosine_t_max: int, period_is_epochs: bool) -> int:
+    """T_max: the number of epochs with the `cosine_period_epochs` fix, else the paper's value
+    (the recipe's `cosine_t_max`)."""
+    return int(epochs) if period_is_epochs else int(cosine_t_max)

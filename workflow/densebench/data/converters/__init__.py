@@ -3,9 +3,12 @@
 Each converter is a module of this package, named after the converter, with a generator
 `convert(raw_dir, card) -> Iterator[Sample]` and an integer `CONVERTER_VERSION` (bumped whenever
 its output changes); adding a converter is adding a module. Converters yield one sample at a
-time, in sorted deterministic order, so a large dataset never has to sit in memory. Shared file
-readers live here and raise `ConversionError` naming the dataset, the offending file and the
-remedy.
+time, in sorted deterministic order, so a large dataset never has to sit in memory. The readers
+and checks of one file live here (`read_rgb`, `read_label`, `load_mat_key`, `to_mask`,
+`check_classes`, `require_mask`, ...) and raise `ConversionError` naming the dataset, the
+offending file and the remedy. What several converters do alike (finding a release's folders,
+pairing images with labels, shared release conventions) lives in the private module `_common`,
+which is no converter (names starting with `_` are not registered).
 """
 
 from __future__ import annotations
@@ -125,6 +128,20 @@ def to_mask(values: np.ndarray, dataset: str, path: Path) -> np.ndarray:
     return values.astype(np.uint8)
 
 
+def check_classes(
+    mask: np.ndarray, num_classes: int, dataset: str, path: Path, problem: str, remedy: str
+) -> np.ndarray:
+    """Return the mask, or raise if it holds values outside the classes 0..num_classes-1.
+
+    `problem` is a template: `{bad}` becomes the offending values, `{last}` the last class.
+    """
+    bad = np.unique(mask[mask >= num_classes])
+    if bad.size:
+        problem = problem.format(bad=bad.tolist(), last=num_classes - 1)
+        raise conversion_error(dataset, path, problem, remedy)
+    return mask
+
+
 def _integral(values: np.ndarray) -> bool:
     """True if an array holds only whole numbers."""
     return values.dtype.kind in "iub" or bool(np.all(np.mod(values, 1) == 0))
@@ -166,14 +183,21 @@ def load_mat_key(path: Path, key: str, dataset: str, raw_dir: Path) -> np.ndarra
     return np.asarray(data[key])
 
 
-def require_mask(image_path: Path, mask_path: Path, dataset: str, raw_dir: Path) -> None:
-    """Raise naming the image when its mask file is missing."""
+def require_mask(
+    image_path: Path,
+    mask_path: Path,
+    dataset: str,
+    raw_dir: Path,
+    kind: str = "mask",
+    missing: str = "the missing mask (re-download the raw data)",
+) -> None:
+    """Raise naming the image when its `kind` file is missing; the remedy restores `missing`."""
     if not mask_path.is_file():
         raise conversion_error(
             dataset,
             image_path,
-            f"image has no mask file {relative(mask_path, raw_dir)}",
-            "restore the missing mask (re-download the raw data) or remove the image",
+            f"image has no {kind} file {relative(mask_path, raw_dir)}",
+            f"restore {missing} or remove the image",
         )
 
 

@@ -20,18 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from densebench.data.converters import (
-    Sample,
-    check_shapes,
-    conversion_error,
-    dataset_label,
-    natural_key,
-    read_label,
-    read_rgb,
-    relative,
-    to_mask,
-)
-from densebench.data.converters.bcss_png import CASE_RE, _check_codes
+from densebench.data.converters import Sample, conversion_error, dataset_label
+from densebench.data.converters._common import bcss_samples
 
 CONVERTER_VERSION = 1
 RELEASE_DIR = "0_Public-data-Amgad2019_0.25MPP"
@@ -76,26 +66,14 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
             f"drop the BCSS Google Drive folder so that <raw>/.../{RELEASE_DIR}/masks and "
             f"<raw>/.../{RELEASE_DIR}/rgbs_colorNormalized exist",
         )
-    _check_codes(root, card, dataset)
     image_dir = next(root / d for d in IMAGE_DIRS if (root / d).is_dir())
-    for image_path in sorted(image_dir.glob("*.png"), key=lambda p: natural_key(p.name)):
-        mask_path = root / "masks" / image_path.name
-        if not mask_path.is_file():
-            raise conversion_error(
-                dataset,
-                image_path,
-                f"image has no mask file {relative(mask_path, raw_dir)}",
-                "restore the missing mask (download the BCSS folder again) or remove the image",
-            )
-        image = read_rgb(image_path, dataset, raw_dir)
-        mask = to_mask(read_label(mask_path, dataset, raw_dir), dataset, mask_path)
-        check_shapes(image, mask, dataset, mask_path)
-        case = CASE_RE.match(image_path.stem)
-        yield Sample(
-            sample_id=image_path.stem,
-            image=image,
-            mask=mask,
-            source_file=relative(image_path, raw_dir),
-            group_id=case.group(1) if case else image_path.stem,
-            official_split=official_split(image_path.stem),
-        )
+    yield from bcss_samples(
+        raw_dir,
+        dataset,
+        card,
+        root,
+        image_dir,
+        name="{stem}",
+        split=official_split,
+        missing="the missing mask (download the BCSS folder again)",
+    )

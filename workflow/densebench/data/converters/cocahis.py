@@ -26,6 +26,7 @@ import numpy as np
 
 from densebench.data.converters import (
     Sample,
+    check_classes,
     check_shapes,
     conversion_error,
     dataset_label,
@@ -137,16 +138,10 @@ def _mask(masks: Any, index: int, num_classes: int, path: Path, dataset: str) ->
     values = np.asarray(masks[index])
     if values.ndim == 3 and values.shape[-1] == 1:
         values = values[..., 0]
+    problem = f"{MASK_KEY}[{index}] has values {{bad}}, expected 0..{{last}}"
+    remedy = f"use {FILE_NAME} of the CoCaHis release (binary majority-vote masks)"
     mask = to_mask(values, dataset, path)
-    bad = np.unique(mask[mask >= num_classes])
-    if bad.size:
-        raise conversion_error(
-            dataset,
-            path,
-            f"{MASK_KEY}[{index}] has values {bad.tolist()}, expected 0..{num_classes - 1}",
-            f"use {FILE_NAME} of the CoCaHis release (binary majority-vote masks)",
-        )
-    return mask
+    return check_classes(mask, num_classes, dataset, path, problem, remedy)
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:

@@ -31,6 +31,7 @@ from densebench.data.converters import (
     relative,
     to_mask,
 )
+from densebench.data.converters._common import load_npy
 
 CONVERTER_VERSION = 1
 IMAGES, LABELS, PATCH_INFO = "images.npy", "labels.npy", "patch_info.csv"
@@ -57,18 +58,6 @@ def _root(raw_dir: Path, dataset: str) -> Path:
             "keep a single copy of the CoNIC release in the raw folder",
         )
     return found[0]
-
-
-def _load_npy(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
-    """Memory-map a .npy file; a missing, truncated or damaged file raises ConversionError."""
-    if not path.is_file():
-        raise conversion_error(dataset, path, "file is missing", redownload_remedy(raw_dir))
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise conversion_error(
-            dataset, path, f"cannot read .npy array ({exc})", redownload_remedy(raw_dir)
-        ) from exc
 
 
 def _check_arrays(images: np.ndarray, labels: np.ndarray, root: Path, dataset: str) -> None:
@@ -147,8 +136,8 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
     root = _root(raw_dir, dataset)
-    images = _load_npy(root / IMAGES, dataset, raw_dir)
-    labels = _load_npy(root / LABELS, dataset, raw_dir)
+    images = load_npy(root / IMAGES, dataset, raw_dir)
+    labels = load_npy(root / LABELS, dataset, raw_dir)
     _check_arrays(images, labels, root, dataset)
     groups = _groups(root, images.shape[0], dataset, raw_dir)
     num_classes = len(card["classes"])

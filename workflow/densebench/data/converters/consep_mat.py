@@ -11,17 +11,18 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from densebench.data.converters import (
     Sample,
-    check_shapes,
     conversion_error,
     dataset_label,
     load_mat_key,
-    natural_key,
-    read_rgb,
     relative,
+    require_mask,
     to_mask,
 )
+from densebench.data.converters._common import MISSING_MAT, natural_sorted, read_pair
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"Train": "train", "Test": "test"}
@@ -47,6 +48,11 @@ def _patients(root: Path, dataset: str) -> dict[str, str] | None:
     return {r["stem"].strip(): r["patient_id"].strip() for r in rows}
 
 
+def _type_map(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """The raw `type_map` of a label file as a uint8 mask (no class merging)."""
+    return to_mask(load_mat_key(path, "type_map", dataset, raw_dir), dataset, path)
+
+
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CoNSeP samples, Train before Test, in natural file order."""
     raw_dir = Path(raw_dir)
@@ -62,23 +68,10 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         )
     patients = _patients(root, dataset)
     for split_dir in split_dirs:
-        images = sorted(
-            (root / split_dir / "Images").glob("*.png"), key=lambda p: natural_key(p.name)
-        )
-        for image_path in images:
+        for image_path in natural_sorted((root / split_dir / "Images").glob("*.png")):
             label_path = root / split_dir / "Labels" / f"{image_path.stem}.mat"
-            if not label_path.is_file():
-                raise conversion_error(
-                    dataset,
-                    image_path,
-                    f"image has no label file {relative(label_path, raw_dir)}",
-                    "restore the missing .mat file (re-download the raw data) or remove the image",
-                )
-            image = read_rgb(image_path, dataset, raw_dir)
-            mask = to_mask(
-                load_mat_key(label_path, "type_map", dataset, raw_dir), dataset, label_path
-            )
-            check_shapes(image, mask, dataset, label_path)
+            require_mask(image_path, label_path, dataset, raw_dir, "label", MISSING_MAT)
+            image, mask = read_pair(image_path, label_path, dataset, raw_dir, _type_map)
             stem = image_path.stem
             if patients is not None and stem not in patients:
                 raise conversion_error(

@@ -21,16 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from densebench.data.converters import (
-    Sample,
-    check_shapes,
-    conversion_error,
-    dataset_label,
-    read_rgb,
-    relative,
-    require_mask,
+from densebench.data.converters import Sample, dataset_label, relative, require_mask
+from densebench.data.converters._common import (
+    files,
+    foreground,
+    read_pair,
+    require_root,
+    required_class,
+    subdirs,
 )
-from densebench.data.converters.crag import files, find_root, foreground, required_class, subdirs
 
 CONVERTER_VERSION = 1
 
@@ -44,24 +43,22 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield COSAS24 samples by task, domain and natural file order."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = find_root(raw_dir, lambda folder: bool(_domains(folder)), depth=2)
-    if root is None:
-        raise conversion_error(
-            dataset,
-            raw_dir,
-            "no <task>/<domain>/image folder",
-            "unpack the COSAS24 training archive here so that "
-            "COSAS24-TrainingSet/task1/colorectum/image exists",
-        )
+    root = require_root(
+        raw_dir,
+        lambda folder: bool(_domains(folder)),
+        dataset,
+        "no <task>/<domain>/image folder",
+        "unpack the COSAS24 training archive here so that "
+        "COSAS24-TrainingSet/task1/colorectum/image exists",
+        depth=2,
+    )
     tumour = required_class(card, "adenocarcinoma", dataset, raw_dir)
     for domain in _domains(root):
         prefix = f"{domain.parent.name}_{domain.name}"
         for image_path in files(domain / "image"):
             mask_path = domain / "mask" / image_path.name
             require_mask(image_path, mask_path, dataset, raw_dir)
-            image = read_rgb(image_path, dataset, raw_dir)
-            fg = foreground(mask_path, dataset, raw_dir)
-            check_shapes(image, fg, dataset, mask_path)
+            image, fg = read_pair(image_path, mask_path, dataset, raw_dir, foreground)
             yield Sample(
                 sample_id=f"{prefix}_{image_path.stem}",
                 image=image,

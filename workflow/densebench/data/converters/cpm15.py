@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from densebench.data.converters import Sample, dataset_label
-from densebench.data.converters.consep import foreground_mask, hovernet_samples, require_root
+from densebench.data.converters._common import foreground_mask, hovernet_root, hovernet_samples
 
 CONVERTER_VERSION = 1
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -27,7 +27,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CPM-15 samples in the authors' numbering."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = require_root(raw_dir, "Images", dataset, "the Google Drive folder 'cpm15'")
+    root = hovernet_root(raw_dir, "Images", dataset, "the Google Drive folder 'cpm15'")
     yield from hovernet_samples(
         raw_dir,
         dataset,
@@ -35,6 +35,6 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         (("", None),),
         suffixes=SUFFIXES,
         name=NAME,
-        read_mask=lambda path: foreground_mask(path, dataset, raw_dir),
+        read_mask=foreground_mask,
         group=lambda _folder, image_path: image_path.stem,
     )

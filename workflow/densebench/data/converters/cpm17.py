@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from densebench.data.converters import Sample, dataset_label
-from densebench.data.converters.consep import foreground_mask, hovernet_samples, require_root
+from densebench.data.converters._common import foreground_mask, hovernet_root, hovernet_samples
 
 CONVERTER_VERSION = 1
 FOLDERS = (("train", "train"), ("test", "test"))
@@ -30,7 +30,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CPM-17 samples, train before test, in the authors' numbering."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = require_root(raw_dir, "train", dataset, "the Google Drive folder 'cpm17'")
+    root = hovernet_root(raw_dir, "train", dataset, "the Google Drive folder 'cpm17'")
     yield from hovernet_samples(
         raw_dir,
         dataset,
@@ -38,6 +38,6 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         FOLDERS,
         suffixes=SUFFIXES,
         name=NAME,
-        read_mask=lambda path: foreground_mask(path, dataset, raw_dir),
+        read_mask=foreground_mask,
         group=lambda folder, image_path: f"{folder}_{image_path.stem}",
     )

@@ -27,16 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from densebench.data.converters import (
-    Sample,
-    check_shapes,
-    conversion_error,
-    dataset_label,
-    natural_key,
-    read_rgb,
-    relative,
+from densebench.data.converters import Sample, dataset_label, natural_key, relative
+from densebench.data.converters._common import (
+    files,
+    foreground,
+    read_pair,
+    require_root,
+    required_class,
 )
-from densebench.data.converters.crag import files, find_root, foreground, required_class
 
 CONVERTER_VERSION = 1
 CATEGORIES = {
@@ -71,21 +69,18 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield EBHI samples in natural order of their (original) file stems."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = find_root(raw_dir, _has_categories)
-    if root is None:
-        raise conversion_error(
-            dataset,
-            raw_dir,
-            f"no category folder ({', '.join(CATEGORIES)}) with an image/ folder",
-            "unpack the EBHI-Seg archive here so that e.g. EBHI-SEG/Normal/image exists",
-        )
+    root = require_root(
+        raw_dir,
+        _has_categories,
+        dataset,
+        f"no category folder ({', '.join(CATEGORIES)}) with an image/ folder",
+        "unpack the EBHI-Seg archive here so that e.g. EBHI-SEG/Normal/image exists",
+    )
     class_ids = {c: required_class(card, name, dataset, raw_dir) for c, name in CATEGORIES.items()}
     pairs = _pairs(root)
     for stem in sorted(pairs, key=natural_key):
         category, image_path, label_path = pairs[stem]
-        image = read_rgb(image_path, dataset, raw_dir)
-        fg = foreground(label_path, dataset, raw_dir)
-        check_shapes(image, fg, dataset, label_path)
+        image, fg = read_pair(image_path, label_path, dataset, raw_dir, foreground)
         yield Sample(
             sample_id=stem,
             image=image,

@@ -10,7 +10,7 @@ Two raw layouts are read (the first one found wins):
   script skips the object or writes an empty mask).
 * The Warwick release (`Warwick QU Dataset (Released 2016_07_08)/` or Kaggle's
   `Warwick_QU_Dataset/`): `{train,testA,testB}_<n>.bmp` + `_anno.bmp` (gland instance ids,
-  `> 0` -> 1), patients from `Grade.csv` (helpers shared with the demo converter `glas_bmp`).
+  `> 0` -> 1), patients from `Grade.csv` (`_common.warwick_annotation`, shared with `glas_bmp`).
 
 Sample id = the original file stem (`train_12`, `testA_3`, `testB_20`), the names of the authors'
 `GlaS.json`. Official split: train -> "train", testA/testB -> "test". Group = patient id (the
@@ -38,9 +38,18 @@ from densebench.data.converters import (
     read_rgb,
     redownload_remedy,
     relative,
+    require_mask,
 )
-from densebench.data.converters.crag import files, find_root, foreground, required_class
-from densebench.data.converters.glas_bmp import IMAGE_RE, _read_grades
+from densebench.data.converters._common import (
+    MISSING_ANNOTATION,
+    WARWICK_IMAGE,
+    files,
+    find_root,
+    foreground,
+    read_grades,
+    required_class,
+    warwick_annotation,
+)
 
 CONVERTER_VERSION = 1
 SUPERVISELY_SPLITS = {"train": "train", "test_a": "test", "test_b": "test"}
@@ -65,7 +74,7 @@ def _is_supervisely(folder: Path) -> bool:
 
 def _is_warwick(folder: Path) -> bool:
     """Whether a folder holds the Warwick BMPs (train_1.bmp, testA_1.bmp, ...)."""
-    return any(IMAGE_RE.match(p.name) for p in files(folder, (".bmp",)))
+    return any(WARWICK_IMAGE.match(p.name) for p in files(folder, (".bmp",)))
 
 
 def _supervisely_entries(root: Path, dataset: str, raw_dir: Path) -> list[_Entry]:
@@ -74,13 +83,7 @@ def _supervisely_entries(root: Path, dataset: str, raw_dir: Path) -> list[_Entry
     for split_dir, split in SUPERVISELY_SPLITS.items():
         for image_path in files(root / split_dir / "img", IMAGE_SUFFIXES):
             ann_path = root / split_dir / "ann" / f"{image_path.name}.json"
-            if not ann_path.is_file():
-                raise conversion_error(
-                    dataset,
-                    image_path,
-                    f"image has no annotation file {relative(ann_path, raw_dir)}",
-                    "restore the missing annotation (re-download the raw data) or remove the image",
-                )
+            require_mask(image_path, ann_path, dataset, raw_dir, "annotation", MISSING_ANNOTATION)
             entries.append(_Entry(image_path.stem, split, image_path, ann_path, None))
     return entries
 
@@ -88,25 +91,13 @@ def _supervisely_entries(root: Path, dataset: str, raw_dir: Path) -> list[_Entry
 def _warwick_entries(root: Path, dataset: str, raw_dir: Path) -> list[_Entry]:
     """Images of the Warwick release with their `_anno.bmp` and Grade.csv patient."""
     grade_csv = root / "Grade.csv"
-    grades = _read_grades(grade_csv, dataset) if grade_csv.is_file() else None
+    grades = read_grades(grade_csv, dataset) if grade_csv.is_file() else None
     entries = []
     for image_path in files(root, (".bmp",)):
-        if not IMAGE_RE.match(image_path.name):
-            continue
-        stem = image_path.stem
-        anno_path = image_path.with_name(f"{stem}_anno.bmp")
-        if not anno_path.is_file():
-            raise conversion_error(
-                dataset,
-                image_path,
-                f"image has no annotation file {anno_path.name}",
-                "restore the missing _anno.bmp (re-download the raw data) or remove the image",
-            )
-        if grades is not None and stem not in grades:
-            raise conversion_error(dataset, grade_csv, f"no row for {stem!r}", "add the row")
-        patient = grades[stem][0] if grades is not None else None
-        split = "train" if stem.startswith("train") else "test"
-        entries.append(_Entry(stem, split, image_path, anno_path, patient))
+        if WARWICK_IMAGE.match(image_path.name):
+            anno_path, patient, _ = warwick_annotation(image_path, grades, grade_csv, dataset)
+            split = "train" if image_path.stem.startswith("train") else "test"
+            entries.append(_Entry(image_path.stem, split, image_path, anno_path, patient))
     return entries
 
 

@@ -9,8 +9,6 @@ binary encoding). Official split: train* -> "train", testA*/testB* -> "test". Gr
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,18 +16,21 @@ import numpy as np
 
 from densebench.data.converters import (
     Sample,
-    check_shapes,
     class_index,
     conversion_error,
     dataset_label,
-    natural_key,
     read_label,
-    read_rgb,
     relative,
+)
+from densebench.data.converters._common import (
+    WARWICK_IMAGE,
+    natural_sorted,
+    read_grades,
+    read_pair,
+    warwick_annotation,
 )
 
 CONVERTER_VERSION = 1
-IMAGE_RE = re.compile(r"^(train|testA|testB)_?\d+\.bmp$")
 GRADES = {"benign": "benign_gland", "malignant": "tumour_gland"}
 
 
@@ -37,22 +38,6 @@ def _root(raw_dir: Path) -> Path:
     """Dataset root: the Warwick_QU_Dataset/ folder if present, else raw_dir."""
     nested = raw_dir / "Warwick_QU_Dataset"
     return nested if nested.is_dir() else raw_dir
-
-
-def _read_grades(path: Path, dataset: str) -> dict[str, tuple[str, str]]:
-    """Map image name -> (patient id, grade) from GlaS's Grade.csv (values have leading spaces)."""
-    with path.open(newline="") as fh:
-        rows = [[cell.strip() for cell in row] for row in csv.reader(fh) if row]
-    header = [h.lower() for h in rows[0]] if rows else []
-    if "name" not in header or "patient id" not in header or "grade (glas)" not in header:
-        raise conversion_error(
-            dataset,
-            path,
-            "Grade.csv lacks the columns 'name', 'patient ID', 'grade (GlaS)'",
-            "use the Grade.csv of the original Warwick_QU_Dataset release",
-        )
-    i_name, i_pat, i_grade = (header.index(k) for k in ("name", "patient id", "grade (glas)"))
-    return {r[i_name]: (r[i_pat], r[i_grade].lower()) for r in rows[1:]}
 
 
 def _class_of(card: dict, grade: str | None, dataset: str, path: Path) -> int:
@@ -87,30 +72,16 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         raise conversion_error(
             dataset, grade_csv, "Grade.csv is missing", "restore Grade.csv from the release"
         )
-    grades = _read_grades(grade_csv, dataset) if grade_csv.is_file() else None
-    images = sorted(
-        (p for p in root.glob("*.bmp") if IMAGE_RE.match(p.name)), key=lambda p: natural_key(p.name)
-    )
+    grades = read_grades(grade_csv, dataset) if grade_csv.is_file() else None
+    images = natural_sorted(p for p in root.glob("*.bmp") if WARWICK_IMAGE.match(p.name))
     if not images:
         raise conversion_error(
             dataset, root, "no train*/testA*/testB* .bmp images", "unpack Warwick_QU_Dataset here"
         )
     for image_path in images:
         stem = image_path.stem
-        anno_path = image_path.with_name(f"{stem}_anno.bmp")
-        if not anno_path.is_file():
-            raise conversion_error(
-                dataset,
-                image_path,
-                f"image has no annotation file {anno_path.name}",
-                "restore the missing _anno.bmp (re-download the raw data) or remove the image",
-            )
-        if grades is not None and stem not in grades:
-            raise conversion_error(dataset, grade_csv, f"no row for {stem!r}", "add the row")
-        patient, grade = grades[stem] if grades is not None else (stem, None)
-        image = read_rgb(image_path, dataset, raw_dir)
-        anno = read_label(anno_path, dataset, raw_dir)
-        check_shapes(image, anno, dataset, anno_path)
+        anno_path, patient, grade = warwick_annotation(image_path, grades, grade_csv, dataset)
+        image, anno = read_pair(image_path, anno_path, dataset, raw_dir, read_label)
         gland = _class_of(card, grade, dataset, grade_csv)
         yield Sample(
             sample_id=f"glas_{stem}",

@@ -19,14 +19,12 @@ from pathlib import Path
 
 from densebench.data.converters import (
     Sample,
-    check_shapes,
     conversion_error,
     dataset_label,
     natural_key,
-    read_label,
-    read_rgb,
     relative,
 )
+from densebench.data.converters._common import binary_mask, read_pair
 
 CONVERTER_VERSION = 1
 IMAGE_SUFFIX = "_original.tif"
@@ -65,9 +63,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                 stacklevel=2,
             )
             continue
-        image = read_rgb(image_path, dataset, raw_dir)
-        mask = (read_label(mask_path, dataset, raw_dir) > 0).astype("uint8")
-        check_shapes(image, mask, dataset, mask_path)
+        image, mask = read_pair(image_path, mask_path, dataset, raw_dir, binary_mask)
         yield Sample(
             sample_id=base,
             image=image,

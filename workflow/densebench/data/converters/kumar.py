@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from densebench.data.converters import Sample, dataset_label
-from densebench.data.converters.consep import foreground_mask, hovernet_samples, require_root
+from densebench.data.converters._common import foreground_mask, hovernet_root, hovernet_samples
 
 CONVERTER_VERSION = 1
 FOLDERS = (("train", "train"), ("test_same", "test"), ("test_diff", "test"))
@@ -35,7 +35,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield Kumar samples: train, test_same, test_diff, in the authors' numbering."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = require_root(raw_dir, "test_diff", dataset, "the Google Drive folder 'kumar'")
+    root = hovernet_root(raw_dir, "test_diff", dataset, "the Google Drive folder 'kumar'")
     yield from hovernet_samples(
         raw_dir,
         dataset,
@@ -43,6 +43,6 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         FOLDERS,
         suffixes=(".tif",),
         name=NAME,
-        read_mask=lambda path: foreground_mask(path, dataset, raw_dir),
+        read_mask=foreground_mask,
         group=lambda _folder, image_path: patient(image_path.stem),
     )

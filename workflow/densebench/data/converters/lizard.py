@@ -20,27 +20,30 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from densebench.data.converters import (
     Sample,
-    check_shapes,
+    check_classes,
     conversion_error,
     dataset_label,
     load_mat_key,
     natural_key,
-    read_rgb,
     redownload_remedy,
     relative,
+    require_mask,
 )
+from densebench.data.converters._common import read_pair
 
 CONVERTER_VERSION = 1
 IMAGE_DIRS = ("Lizard_Images1", "Lizard_Images2")
 LABEL_DIR = "Lizard_Labels"
 FOLD_SPLITS = {"1": "train", "2": "val", "3": "test"}
 ARCHIVES = "lizard_images1.zip, lizard_images2.zip and lizard_labels.zip"
+MISSING_LABELS = "the missing .mat file (re-download lizard_labels.zip)"
 
 
 def locate(raw_dir: Path, name: str, dataset: str) -> Path:
@@ -117,15 +120,8 @@ def class_mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> np.
     lut = np.zeros(max(int(inst.max(initial=0)), int(unique_ids.max(initial=0))) + 1, np.int64)
     lut[unique_ids] = types[first]
     lut[0] = 0
-    mask = lut[inst]
-    bad = np.unique(mask[mask >= num_classes])
-    if bad.size:
-        raise conversion_error(
-            dataset,
-            path,
-            f"class values {bad.tolist()} are outside the classes 0..{num_classes - 1}",
-            redownload_remedy(raw_dir),
-        )
+    problem = "class values {bad} are outside the classes 0..{last}"
+    mask = check_classes(lut[inst], num_classes, dataset, path, problem, redownload_remedy(raw_dir))
     return mask.astype(np.uint8)
 
 
@@ -150,16 +146,10 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     dataset = dataset_label(card, raw_dir)
     labels = locate(raw_dir, LABEL_DIR, dataset)
     folds = read_folds(labels / "info.csv", dataset, raw_dir)
-    num_classes = len(card["classes"])
+    read_mask = partial(class_mask, num_classes=len(card["classes"]))
     for image_path in list_images(raw_dir, dataset):
         label_path = labels / "Labels" / f"{image_path.stem}.mat"
-        if not label_path.is_file():
-            raise conversion_error(
-                dataset,
-                image_path,
-                f"image has no label file {relative(label_path, raw_dir)}",
-                "restore the missing .mat file (re-download lizard_labels.zip) or remove the image",
-            )
+        require_mask(image_path, label_path, dataset, raw_dir, "label", MISSING_LABELS)
         if image_path.stem not in folds:
             raise conversion_error(
                 dataset,
@@ -167,9 +157,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                 f"no row for image {image_path.stem!r}",
                 redownload_remedy(raw_dir),
             )
-        image = read_rgb(image_path, dataset, raw_dir)
-        mask = class_mask(label_path, dataset, raw_dir, num_classes)
-        check_shapes(image, mask, dataset, label_path)
+        image, mask = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
         yield Sample(
             sample_id=image_path.stem,
             image=image,

@@ -22,8 +22,8 @@ below it (e.g. `NuCLS_dataset/`).
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,26 +31,23 @@ import numpy as np
 from densebench.data.converters import (
     Sample,
     _open_array,
-    check_shapes,
+    check_classes,
     conversion_error,
     dataset_label,
-    natural_key,
-    read_rgb,
     relative,
     require_mask,
     to_mask,
 )
+from densebench.data.converters._common import folders_below, natural_sorted, read_pair, tcga_case
 
 CONVERTER_VERSION = 1
 FOV_CODE, UNLABELED_CODE = 253, 99
 OFFICIAL_FOLD = 1
-CASE_RE = re.compile(r"^(TCGA-[A-Za-z0-9]{2}-[A-Za-z0-9]{4})")
 
 
 def _root(raw_dir: Path, dataset: str) -> Path:
     """The dataset folder: the one of raw_dir and the folders two levels below with rgb/, mask/."""
-    candidates = [raw_dir, *sorted(raw_dir.glob("*/")), *sorted(raw_dir.glob("*/*/"))]
-    found = [d for d in candidates if (d / "rgb").is_dir() and (d / "mask").is_dir()]
+    found = [d for d in folders_below(raw_dir) if (d / "rgb").is_dir() and (d / "mask").is_dir()]
     if len(found) != 1:
         where = ", ".join(relative(d, raw_dir) for d in found)
         problem = f"several folders ({where})" if found else "no folder"
@@ -98,21 +95,14 @@ def nucls_mask(codes: np.ndarray) -> np.ndarray:
     return np.where((codes == FOV_CODE) | (codes == UNLABELED_CODE), 0, codes)
 
 
-def _mask(path: Path, num_classes: int, dataset: str, raw_dir: Path) -> np.ndarray:
+def _mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> np.ndarray:
     """Channel 0 of a NuCLS mask PNG in the paper's encoding, refusing unknown codes."""
     array = _open_array(path, dataset, raw_dir, mode=None)
     codes = array[..., 0] if array.ndim == 3 else array
     mask = to_mask(nucls_mask(codes), dataset, path)
-    bad = np.unique(mask[mask >= num_classes])
-    if bad.size:
-        raise conversion_error(
-            dataset,
-            path,
-            f"class codes {bad.tolist()} are not NuCLS codes 0..{num_classes - 1}, "
-            f"{UNLABELED_CODE} or {FOV_CODE}",
-            "use the mask PNGs of the NuCLS release (channel 0 = class code)",
-        )
-    return mask
+    problem = f"class codes {{bad}} are not NuCLS codes 0..{{last}}, {UNLABELED_CODE} or {FOV_CODE}"
+    remedy = "use the mask PNGs of the NuCLS release (channel 0 = class code)"
+    return check_classes(mask, num_classes, dataset, path, problem, remedy)
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
@@ -121,21 +111,18 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     dataset = dataset_label(card, raw_dir)
     root = _root(raw_dir, dataset)
     slides = _fold_slides(root, dataset)
-    num_classes = len(card["classes"])
-    for image_path in sorted((root / "rgb").glob("*.png"), key=lambda p: natural_key(p.name)):
+    read_mask = partial(_mask, num_classes=len(card["classes"]))
+    for image_path in natural_sorted((root / "rgb").glob("*.png")):
         mask_path = root / "mask" / image_path.name
         require_mask(image_path, mask_path, dataset, raw_dir)
-        image = read_rgb(image_path, dataset, raw_dir)
-        mask = _mask(mask_path, num_classes, dataset, raw_dir)
-        check_shapes(image, mask, dataset, mask_path)
+        image, mask = read_pair(image_path, mask_path, dataset, raw_dir, read_mask)
         stem = image_path.stem
-        case = CASE_RE.match(stem)
         slide = stem.split("_")[0]
         yield Sample(
             sample_id=stem,
             image=image,
             mask=mask,
             source_file=relative(image_path, raw_dir),
-            group_id=case.group(1) if case else slide,
+            group_id=tcga_case(stem, slide),
             official_split=slides.get(slide) if slides is not None else None,
         )

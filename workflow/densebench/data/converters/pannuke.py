@@ -29,10 +29,10 @@ from densebench.data.converters import (
     Sample,
     conversion_error,
     dataset_label,
-    redownload_remedy,
     relative,
     to_mask,
 )
+from densebench.data.converters._common import load_npy
 
 CONVERTER_VERSION = 1
 IMAGES, MASKS = "images.npy", "masks.npy"
@@ -104,16 +104,6 @@ def _folds(raw_dir: Path, dataset: str) -> list[tuple[int, Path, Path]]:
     return [(fold, images[fold], masks[fold]) for fold in sorted(images)]
 
 
-def _load_npy(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
-    """Memory-map a .npy file; a truncated or damaged file raises ConversionError."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise conversion_error(
-            dataset, path, f"cannot read .npy array ({exc})", redownload_remedy(raw_dir)
-        ) from exc
-
-
 def _check_arrays(
     images: np.ndarray, masks: np.ndarray, image_path: Path, mask_path: Path, dataset: str
 ) -> None:
@@ -161,8 +151,8 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     dataset = dataset_label(card, raw_dir)
     index = 0
     for fold, image_path, mask_path in _folds(raw_dir, dataset):
-        images = _load_npy(image_path, dataset, raw_dir)
-        masks = _load_npy(mask_path, dataset, raw_dir)
+        images = load_npy(image_path, dataset, raw_dir)
+        masks = load_npy(mask_path, dataset, raw_dir)
         _check_arrays(images, masks, image_path, mask_path, dataset)
         for i in range(images.shape[0]):
             sample_id = f"{index:05d}"

@@ -20,12 +20,12 @@ import numpy as np
 from densebench.data.converters import (
     Sample,
     check_shapes,
-    conversion_error,
     dataset_label,
     read_rgb,
     relative,
+    require_mask,
 )
-from densebench.data.converters.crag import files, find_root, foreground, required_class
+from densebench.data.converters._common import files, foreground, require_root, required_class
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"TRAIN": "train", "TEST": "test"}
@@ -40,13 +40,7 @@ def _has_split(folder: Path) -> bool:
 def _label(split_dir: Path, label_dir: str, image_path: Path, dataset: str, raw_dir: Path) -> Path:
     """Path of one label PNG of an image; raise naming the image if it is missing."""
     path = split_dir / label_dir / f"{image_path.stem}.png"
-    if not path.is_file():
-        raise conversion_error(
-            dataset,
-            image_path,
-            f"image has no label file {relative(path, raw_dir)}",
-            "restore the missing mask (re-download the raw data) or remove the image",
-        )
+    require_mask(image_path, path, dataset, raw_dir, kind="label")
     return path
 
 
@@ -54,14 +48,13 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield RINGS samples, TRAIN before TEST, in natural file order."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = find_root(raw_dir, _has_split)
-    if root is None:
-        raise conversion_error(
-            dataset,
-            raw_dir,
-            "no TRAIN/IMAGES or TEST/IMAGES folder",
-            "unpack TRAIN.zip and TEST.zip of the RINGS release here",
-        )
+    root = require_root(
+        raw_dir,
+        _has_split,
+        dataset,
+        "no TRAIN/IMAGES or TEST/IMAGES folder",
+        "unpack TRAIN.zip and TEST.zip of the RINGS release here",
+    )
     gland = required_class(card, "gland", dataset, raw_dir)
     tumour = required_class(card, "tumour", dataset, raw_dir)
     for split_dir, split in SPLIT_DIRS.items():

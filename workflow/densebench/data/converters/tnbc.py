@@ -15,15 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from densebench.data.converters import (
-    Sample,
-    check_shapes,
-    conversion_error,
-    dataset_label,
-    read_label,
-    read_rgb,
-    relative,
-)
+from densebench.data.converters import Sample, conversion_error, dataset_label, relative
+from densebench.data.converters._common import binary_mask, read_pair
 
 CONVERTER_VERSION = 1
 RELEASE_DIR = "TNBC_NucleiSegmentation"
@@ -77,9 +70,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                     "re-download TNBC_NucleiSegmentation.zip (every Slide_XX image has a GT_XX "
                     "file of the same name)",
                 )
-            image = read_rgb(image_path, dataset, raw_dir)
-            mask = (read_label(mask_path, dataset, raw_dir) > 0).astype("uint8")
-            check_shapes(image, mask, dataset, mask_path)
+            image, mask = read_pair(image_path, mask_path, dataset, raw_dir, binary_mask)
             yield Sample(
                 sample_id=image_path.stem,
                 image=image,

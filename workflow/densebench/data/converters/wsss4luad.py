@@ -28,12 +28,13 @@ import numpy as np
 
 from densebench.data.converters import (
     Sample,
-    check_shapes,
     conversion_error,
     dataset_label,
     read_rgb,
     relative,
+    require_mask,
 )
+from densebench.data.converters._common import read_pair
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"2.validation": "val", "3.testing": "test"}
@@ -41,6 +42,7 @@ COLOURS = {(0, 64, 128): 0, (64, 128, 0): 1, (243, 152, 0): 2, (255, 255, 255): 
 UNMAPPED = 3
 COLOUR_MODES = ("P", "PA", "RGB", "RGBA")
 MAX_DEPTH = 2
+MISSING = "the missing mask from the WSSS4LUAD release"
 
 
 def find_split_dir(raw_dir: Path, name: str) -> Path | None:
@@ -96,13 +98,7 @@ def _pairs(split_dir: Path, dataset: str, raw_dir: Path) -> list[str]:
     images = png_names(split_dir / "img")
     masks = set(png_names(mask_dir)) if mask_dir.is_dir() else set()
     for name in images:
-        if name not in masks:
-            raise conversion_error(
-                dataset,
-                split_dir / "img" / name,
-                f"image has no mask file {relative(mask_dir / name, raw_dir)}",
-                "restore the missing mask from the WSSS4LUAD release or remove the image",
-            )
+        require_mask(split_dir / "img" / name, mask_dir / name, dataset, raw_dir, missing=MISSING)
     extra = sorted(masks - set(images))
     if extra:
         raise conversion_error(
@@ -134,9 +130,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         for file_name in _pairs(split_dir, dataset, raw_dir):
             image_path = split_dir / "img" / file_name
             mask_path = split_dir / "mask" / file_name
-            image = read_rgb(image_path, dataset, raw_dir)
-            mask = colour_mask(mask_path, dataset, raw_dir)
-            check_shapes(image, mask, dataset, mask_path)
+            image, mask = read_pair(image_path, mask_path, dataset, raw_dir, colour_mask)
             yield Sample(
                 sample_id=f"sample_{index:06d}",
                 image=image,

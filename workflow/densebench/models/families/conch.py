@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
-from densebench.models.backbone import TokenBackbone, load_state
+from densebench.models.backbone import TokenBackbone, find_weights, load_state
 
 
 @dataclass(frozen=True)
@@ -157,17 +157,6 @@ def load_trunk(name: str, trunk: torch.nn.Module, state: dict[str, Any]) -> None
         )
 
 
-def find_checkpoint(name: str, weights_dir: Path, layout: CheckpointLayout) -> Path:
-    """The weight file of a local snapshot, or an error saying how to fetch it."""
-    for file in layout.files:
-        if (Path(weights_dir) / file).is_file():
-            return Path(weights_dir) / file
-    raise FileNotFoundError(
-        f"model {name}: no weights ({' or '.join(layout.files)}) in {weights_dir}. "
-        f"Fetch them with: snakemake --cores 1 resources/weights/{name}"
-    )
-
-
 def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> TokenBackbone:
     """Build the CONCH trunk from the record's kwargs; load its weights strictly unless random."""
     arch = record["arch"]
@@ -177,7 +166,7 @@ def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> TokenB
         )
     pretrained = record.get("weights") != "random"
     layout = CHECKPOINT_LAYOUTS[arch]
-    checkpoint = find_checkpoint(name, weights_dir, layout) if pretrained else None
+    checkpoint = find_weights(weights_dir, name, layout.files) if pretrained else None
     trunk = TRUNK_CLASSES[arch](num_classes=0, **record.get("kwargs", {}))
     if checkpoint is not None:
         load_trunk(name, trunk, trunk_state(name, read_checkpoint(checkpoint), layout))

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from densebench.models.backbone import TokenBackbone, find_weights
+from densebench.models.weights import fetch_command
 
 LOG = logging.getLogger(__name__)
 
@@ -129,8 +130,7 @@ def load_pretrained(
         find_weights(weights_dir, name)
     if not (weights_dir / "config.json").is_file():
         raise FileNotFoundError(
-            f"model {name}: no config.json in {weights_dir}. "
-            f"Fetch it with: snakemake --cores 1 resources/weights/{name}"
+            f"model {name}: no config.json in {weights_dir}. Fetch it with: {fetch_command(name)}"
         )
     try:
         encoder, info = model_class(name, arch).from_pretrained(

@@ -1,0 +1,341 @@
+"""Helpers that several converters share: the one home of every cross-converter recipe.
+
+The package (`densebench.data.converters`) holds the converter interface and the readers and
+checks of a single file; this private module (not a converter: the registry skips names
+starting with `_`) holds what several datasets' converters do alike:
+
+- finding a release's folders and listing its files (`find_root`, `require_root`,
+  `folders_below`, `files`, `subdirs`, `natural_sorted`);
+- reading an (image, label) pair and the usual label encodings (`read_pair`, `foreground`,
+  `code_mask`, `binary_mask`, `required_class`);
+- the naming and layout conventions of related releases: TCGA case ids (`tcga_case`), BCSS
+  ground-truth codes (`check_bcss_codes`), the Warwick GlaS release (`WARWICK_IMAGE`,
+  `read_grades`, `warwick_annotation`), the HoVer-Net repackagings (`hovernet_root`,
+  `hovernet_samples`, `foreground_mask`) and memory-mapped `.npy` arrays (`load_npy`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from densebench.data.converters import (
+    Sample,
+    _open_array,
+    check_shapes,
+    class_index,
+    conversion_error,
+    load_mat_key,
+    natural_key,
+    read_label,
+    read_rgb,
+    redownload_remedy,
+    relative,
+    require_mask,
+    to_mask,
+)
+
+MaskReader = Callable[[Path, str, Path], np.ndarray]
+"""Reads a label file as a mask: (path, dataset, raw_dir) -> (H, W) array."""
+
+TCGA_CASE = re.compile(r"^(TCGA-[A-Za-z0-9]{2}-[A-Za-z0-9]{4})")
+MISSING_MAT = "the missing .mat file (re-download the raw data)"
+"""What to restore when an image has no `.mat` label file."""
+MISSING_ANNOTATION = "the missing annotation (re-download the raw data)"
+"""What to restore when an image has no annotation file (`require_mask`'s `missing`)."""
+WARWICK_IMAGE = re.compile(r"^(train|testA|testB)_?\d+\.bmp$")
+"""Image file names of the Warwick GlaS release (`train_1.bmp`, `testA_3.bmp`, ...)."""
+
+# ---- folders and files -----------------------------------------------------------------------
+
+
+def _visible(path: Path) -> bool:
+    """False for hidden entries and macOS archive debris (`.x`, `._x`, `__MACOSX`)."""
+    return not path.name.startswith(".") and path.name != "__MACOSX"
+
+
+def files(folder: Path, suffixes: tuple[str, ...] = (".png",)) -> list[Path]:
+    """Visible files of a folder with one of the (lower-case) suffixes, in natural order."""
+    if not folder.is_dir():
+        return []
+    found = (p for p in folder.iterdir() if p.is_file() and _visible(p))
+    return sorted(
+        (p for p in found if p.suffix.lower() in suffixes), key=lambda p: natural_key(p.name)
+    )
+
+
+def subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders of a folder, in natural order."""
+    found = (p for p in folder.iterdir() if p.is_dir() and _visible(p))
+    return sorted(found, key=lambda p: natural_key(p.name))
+
+
+def natural_sorted(paths: Iterable[Path]) -> list[Path]:
+    """Paths in natural order of their file names ('x_2' before 'x_10')."""
+    return sorted(paths, key=lambda p: natural_key(p.name))
+
+
+def folders_below(raw_dir: Path) -> list[Path]:
+    """raw_dir, then its sub-folders, then theirs, each level sorted."""
+    children = sorted(p for p in raw_dir.glob("*") if p.is_dir())
+    grandchildren = sorted(p for p in raw_dir.glob("*/*") if p.is_dir())
+    return [raw_dir, *children, *grandchildren]
+
+
+def find_root(raw_dir: Path, is_root: Callable[[Path], bool], depth: int = 3) -> Path | None:
+    """First folder (breadth first, natural order) at most `depth` levels below raw_dir."""
+    level = [Path(raw_dir)]
+    for _ in range(depth + 1):
+        for folder in level:
+            if is_root(folder):
+                return folder
+        level = [child for folder in level for child in subdirs(folder)]
+    return None
+
+
+def require_root(
+    raw_dir: Path,
+    is_root: Callable[[Path], bool],
+    dataset: str,
+    problem: str,
+    remedy: str,
+    depth: int = 3,
+) -> Path:
+    """`find_root`, or a ConversionError on raw_dir with the problem and its remedy."""
+    root = find_root(raw_dir, is_root, depth)
+    if root is None:
+        raise conversion_error(dataset, raw_dir, problem, remedy)
+    return root
+
+
+# ---- labels ----------------------------------------------------------------------------------
+
+
+def read_pair(
+    image_path: Path, label_path: Path, dataset: str, raw_dir: Path, read_mask: MaskReader
+) -> tuple[np.ndarray, np.ndarray]:
+    """The RGB image and the mask of its label file, checked to have the same size."""
+    image = read_rgb(image_path, dataset, raw_dir)
+    mask = read_mask(label_path, dataset, raw_dir)
+    check_shapes(image, mask, dataset, label_path)
+    return image, mask
+
+
+def foreground(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """Boolean mask of a label image's non-zero pixels (any colour channel; alpha ignored)."""
+    arr = np.asarray(_open_array(path, dataset, raw_dir, mode=None))
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1]  # drop the alpha channel of LA / RGBA labels
+    if arr.ndim == 3:
+        return np.any(arr > 0, axis=2)
+    if arr.ndim != 2:
+        raise conversion_error(
+            dataset, path, f"label image has shape {arr.shape}", redownload_remedy(raw_dir)
+        )
+    return arr > 0
+
+
+def code_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """A label image whose pixel values are the class indices, as a uint8 mask."""
+    return to_mask(read_label(path, dataset, raw_dir), dataset, path)
+
+
+def binary_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """A label image binarised: `label > 0` -> 1, else 0 (uint8)."""
+    return (read_label(path, dataset, raw_dir) > 0).astype("uint8")
+
+
+def required_class(card: dict, name: str, dataset: str, raw_dir: Path) -> int:
+    """Index of a class the converter paints; raise if the card lacks it."""
+    index = class_index(card, name)
+    if index is None:
+        raise conversion_error(
+            dataset,
+            raw_dir,
+            f"the dataset card's classes {card.get('classes')} have no class {name!r}",
+            "fix the classes of the dataset card",
+        )
+    return index
+
+
+# ---- release conventions ---------------------------------------------------------------------
+
+
+def tcga_case(stem: str, default: str) -> str:
+    """The TCGA case (`TCGA-<site>-<participant>`) a file stem starts with, else `default`."""
+    case = TCGA_CASE.match(stem)
+    return case.group(1) if case else default
+
+
+def check_bcss_codes(root: Path, card: dict, dataset: str) -> None:
+    """Raise if BCSS's meta/gtruth_codes.tsv (when present) disagrees with the card's classes."""
+    path = root / "meta" / "gtruth_codes.tsv"
+    if not path.is_file():
+        return
+    classes = list(card.get("classes", []))
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            label, code = row.get("label", "").strip(), int(row.get("GT_code", -1))
+            if not (0 <= code < len(classes)) or classes[code] != label:
+                raise conversion_error(
+                    dataset,
+                    path,
+                    f"GT code {code} is {label!r} but the card's class {code} is "
+                    f"{classes[code] if 0 <= code < len(classes) else 'missing'!r}",
+                    "make the card's classes list the GT codes in order",
+                )
+
+
+def bcss_samples(
+    raw_dir: Path,
+    dataset: str,
+    card: dict,
+    root: Path,
+    image_dir: Path,
+    *,
+    name: str,
+    split: Callable[[str], str | None],
+    missing: str,
+) -> Iterator[Sample]:
+    """BCSS-style ROIs: `image_dir/<name>.png` + `root/masks/<name>.png` of BCSS codes.
+
+    Codes are checked against the card first; ids are `name.format(stem=...)`, groups the TCGA
+    case, splits `split(stem)`; a missing mask's remedy restores `missing`.
+    """
+    check_bcss_codes(root, card, dataset)
+    for image_path in natural_sorted(image_dir.glob("*.png")):
+        mask_path = root / "masks" / image_path.name
+        require_mask(image_path, mask_path, dataset, raw_dir, missing=missing)
+        image, mask = read_pair(image_path, mask_path, dataset, raw_dir, code_mask)
+        yield Sample(
+            sample_id=name.format(stem=image_path.stem),
+            image=image,
+            mask=mask,
+            source_file=relative(image_path, raw_dir),
+            group_id=tcga_case(image_path.stem, image_path.stem),
+            official_split=split(image_path.stem),
+        )
+
+
+def read_grades(path: Path, dataset: str) -> dict[str, tuple[str, str]]:
+    """Map image name -> (patient id, grade) from GlaS's Grade.csv (values have leading spaces)."""
+    with path.open(newline="") as fh:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(fh) if row]
+    header = [h.lower() for h in rows[0]] if rows else []
+    if "name" not in header or "patient id" not in header or "grade (glas)" not in header:
+        raise conversion_error(
+            dataset,
+            path,
+            "Grade.csv lacks the columns 'name', 'patient ID', 'grade (GlaS)'",
+            "use the Grade.csv of the original Warwick_QU_Dataset release",
+        )
+    i_name, i_pat, i_grade = (header.index(k) for k in ("name", "patient id", "grade (glas)"))
+    return {r[i_name]: (r[i_pat], r[i_grade].lower()) for r in rows[1:]}
+
+
+def warwick_annotation(
+    image_path: Path, grades: dict[str, tuple[str, str]] | None, grade_csv: Path, dataset: str
+) -> tuple[Path, str, str | None]:
+    """(`_anno.bmp`, patient, grade) of a Warwick GlaS image; (stem, None) without Grade.csv."""
+    stem = image_path.stem
+    anno_path = image_path.with_name(f"{stem}_anno.bmp")
+    if not anno_path.is_file():
+        raise conversion_error(
+            dataset,
+            image_path,
+            f"image has no annotation file {anno_path.name}",
+            "restore the missing _anno.bmp (re-download the raw data) or remove the image",
+        )
+    if grades is not None and stem not in grades:
+        raise conversion_error(dataset, grade_csv, f"no row for {stem!r}", "add the row")
+    patient, grade = grades[stem] if grades is not None else (stem, None)
+    return anno_path, patient, grade
+
+
+def load_npy(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """Memory-map a .npy file; a missing, truncated or damaged file raises ConversionError."""
+    if not path.is_file():
+        raise conversion_error(dataset, path, "file is missing", redownload_remedy(raw_dir))
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise conversion_error(
+            dataset, path, f"cannot read .npy array ({exc})", redownload_remedy(raw_dir)
+        ) from exc
+
+
+# ---- HoVer-Net repackagings (CoNSeP, Kumar, CPM-15, CPM-17) ------------------------------------
+
+
+def hovernet_root(raw_dir: Path, marker: str, dataset: str, archive: str) -> Path:
+    """The first of `folders_below(raw_dir)` holding the folder `marker`, or how to unpack."""
+    root = next((d for d in folders_below(raw_dir) if (d / marker).is_dir()), None)
+    if root is None:
+        raise conversion_error(
+            dataset,
+            raw_dir,
+            f"no folder {marker} in the raw folder or two levels below it",
+            f"unpack {archive} into {raw_dir} keeping its folders",
+        )
+    return root
+
+
+def listed_images(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Images of a folder in plain string order of their names (the authors' `sorted`)."""
+    found = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
+    return sorted(found, key=lambda p: p.name)
+
+
+def foreground_mask(label_path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """Binary nucleus mask of a label's `inst_map`: `inst_map != 0` -> 1, as the authors do."""
+    inst = load_mat_key(label_path, "inst_map", dataset, raw_dir)
+    if inst.ndim != 2 or inst.dtype.kind not in "iubf":
+        raise conversion_error(
+            dataset,
+            label_path,
+            f"inst_map is {inst.dtype} {inst.shape}, expected a 2-D integer instance map",
+            redownload_remedy(raw_dir),
+        )
+    if inst.dtype.kind == "f" and not np.all(np.mod(inst, 1) == 0):
+        raise conversion_error(
+            dataset, label_path, "inst_map holds non-integer values", redownload_remedy(raw_dir)
+        )
+    return (inst != 0).astype(np.uint8)
+
+
+def hovernet_samples(
+    raw_dir: Path,
+    dataset: str,
+    root: Path,
+    folders: Sequence[tuple[str, str | None]],
+    *,
+    suffixes: Sequence[str],
+    name: str,
+    read_mask: MaskReader,
+    group: Callable[[str, Path], str],
+) -> Iterator[Sample]:
+    """Samples of `<folder>/Images` + `<folder>/Labels/<stem>.mat`, one running index over all."""
+    index = 0
+    for folder, split in folders:
+        images_dir, labels_dir = root / folder / "Images", root / folder / "Labels"
+        if not images_dir.is_dir():
+            raise conversion_error(
+                dataset, images_dir, "folder is missing", redownload_remedy(raw_dir)
+            )
+        for image_path in listed_images(images_dir, suffixes):
+            label_path = labels_dir / f"{image_path.stem}.mat"
+            require_mask(image_path, label_path, dataset, raw_dir, "label", MISSING_MAT)
+            image, mask = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
+            yield Sample(
+                sample_id=name.format(folder=folder, index=index),
+                image=image,
+                mask=mask,
+                source_file=relative(image_path, raw_dir),
+                group_id=group(folder, image_path),
+                official_split=split,
+            )
+            index += 1
