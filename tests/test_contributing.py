@@ -41,7 +41,6 @@ GRID = {
     "models": ["tiny_vit"],
     "strategies": ["frozen"],
 }
-REPORT_RULES = {"strategy_tables": 1, "figure3": 1, "all": 1, "total": 3}
 """What a registry edit outside the grid plans: the report rules that print display names."""
 
 
@@ -197,12 +196,12 @@ def test_new_transformers_model_builds_on_meta_without_weights(scratch, capsys):
     assert plan["download_weights"] == 1 and plan["train"] == 2
 
 
-def test_adding_records_outside_the_grid_retrains_nothing(scratch):
+def test_adding_records_outside_the_grid_redoes_nothing(scratch):
     models = Path(scratch.registries["models"])
     text = models.read_text()
     models.write_text(text + guide_record("tiny_vit").replace("tiny_vit:", "tiny_vit_b:", 1))
     try:
-        assert planned(scratch.workdir, []) == REPORT_RULES
+        assert planned(scratch.workdir, []) == {}
     finally:
         models.write_text(text)
     assert planned(scratch.workdir, []) == {}
@@ -333,7 +332,7 @@ def test_toggling_a_fix_reruns_its_stage_and_what_follows(scratch):
         assert all(plan[rule] == 2 for rule in stages), name
 
 
-def test_adding_a_fix_changes_the_identities_of_its_stage(scratch, monkeypatch):
+def test_adding_a_fix_redoes_nothing_until_it_is_switched_on(scratch, monkeypatch):
     from densebench.config import load_config, registry_path
     from densebench.fixes import FIXES
     from densebench.identity import prediction_identity, training_identity
@@ -343,16 +342,22 @@ def test_adding_a_fix_changes_the_identities_of_its_stage(scratch, monkeypatch):
     config = load_config(scratch.config)
     registries = Registries.load(*(registry_path(config, axis) for axis in AXES))
 
-    def identities() -> tuple[dict, dict]:
-        spec = build_run_spec(config, "demo_glands", "tiny_vit", "frozen", registries)
+    def identities(**fixes) -> tuple[dict, dict]:
+        spec = build_run_spec(
+            dict(config, fixes=fixes), "demo_glands", "tiny_vit", "frozen", registries
+        )
         return training_identity(spec), prediction_identity(spec)
 
     trained, predicted = identities()
     monkeypatch.setitem(FIXES, "example_train_fix", ("train", "an example, off under paper"))
-    assert identities() != (trained, predicted) and identities()[1] == predicted
+    assert identities() == (trained, predicted)  # off: no run is redone
+    on = identities(example_train_fix=True)
+    assert on[0] != trained and on[1] == predicted
     monkeypatch.delitem(FIXES, "example_train_fix")
     monkeypatch.setitem(FIXES, "example_predict_fix", ("predict", "an example"))
-    assert identities()[0] == trained and identities()[1] != predicted
+    assert identities() == (trained, predicted)
+    on = identities(example_predict_fix=True)
+    assert on[0] == trained and on[1] != predicted
 
 
 # ---- the guide itself -------------------------------------------------------------------------

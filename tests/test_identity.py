@@ -133,3 +133,26 @@ def test_scoring_identity_is_the_score_rules_options(demo_config):
     config = copy.deepcopy(demo_config)
     config["fixes"]["standard_metrics"] = True
     assert scoring_identity(config)["definitions"] == "standard"
+
+
+def test_a_converter_version_bump_reconverts(registries):
+    card = registries.datasets["GlaS"]
+    data = {"split_policy": "paper", "split_seed": 42, "split_fractions": [0.7, 0.2, 0.1]}
+    assert store_identity(card, data, 2) != store_identity(card, data, 1)
+
+
+def test_fixes_that_are_off_are_not_part_of_an_identity(demo_config, registries):
+    from densebench.fixes import FIXES
+    from densebench.identity import prediction_identity, training_identity
+    from densebench.spec import build_run_spec
+
+    def identities(**fixes):
+        config = dict(demo_config, fixes=fixes)
+        spec = build_run_spec(config, "demo_glands", "demo_vit_p8", "lora", registries)
+        return training_identity(spec), prediction_identity(spec)
+
+    paper = identities()
+    assert paper == identities(**{name: False for name in FIXES})  # explicit off = default off
+    assert identities(cosine_period_epochs=True)[0] != paper[0]
+    native = identities(native_resolution_scoring=True)
+    assert native[0] == paper[0] and native[1] != paper[1]

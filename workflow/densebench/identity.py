@@ -8,16 +8,16 @@ while editing anything that changes the numbers redoes exactly what it changes:
 
 - raw download: the card's `access` and `sources`; unpacked raw: its `sources`; split list:
   its `split_list`;
-- zarr store: the card without its descriptive keys (`CARD_DESCRIPTIVE`), plus the split
-  settings;
+- zarr store: the card without its descriptive keys (`CARD_DESCRIPTIVE`), the split settings,
+  the store layout and the converter's version;
 - weights snapshot: the model's hub repo and revision (pinning the revision that the snapshot
   already holds is no change);
 - trained run (`best.pt`): `training_identity`, i.e. the store and weights (by file time), the
   model and strategy records without descriptive keys, the resolved input size and
   normalisation, the decoder, the recipe without execution settings (`TRAIN_EXECUTION`), and
-  the train-stage fixes;
+  the train-stage fixes that are on;
 - prediction (`confusion.npz`): `prediction_identity`, i.e. the trained run (by file time), the
-  inference mode and the predict-stage fixes;
+  inference mode and the predict-stage fixes that are on;
 - scores: `scoring_identity`, i.e. the bootstrap settings and the metric definitions (the score
   rule's params; per dataset, from the config: scoring fixes never reach a run spec).
 
@@ -80,9 +80,24 @@ STORE_FORMAT = 2
 record the authors' list order of each split)."""
 
 
-def store_identity(card: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    """What decides a dataset's zarr store: the card's content, the split settings, the layout."""
-    return {"card": without(card, CARD_DESCRIPTIVE), "data": dict(data), "format": STORE_FORMAT}
+def store_identity(
+    card: Mapping[str, Any], data: Mapping[str, Any], converter_version: int | None = None
+) -> dict[str, Any]:
+    """What decides a dataset's zarr store: the card's content, the split settings, the store
+    layout and the converter's version (its module's CONVERTER_VERSION: bump it when a
+    converter's output changes, and every store it wrote is converted again)."""
+    return {
+        "card": without(card, CARD_DESCRIPTIVE),
+        "data": dict(data),
+        "format": STORE_FORMAT,
+        "converter_version": converter_version,
+    }
+
+
+def fixes_on(fixes: Mapping[str, bool], stage: str) -> list[str]:
+    """The fixes of a stage that are switched on: a fix that is off (every fix under `paper`)
+    is not part of an identity, so adding a new fix to the code redoes nothing."""
+    return sorted(name for name, on in stage_fixes(fixes, stage).items() if on)
 
 
 def weights_identity(record: Mapping[str, Any], snapshot: Mapping[str, Any] | None) -> dict:
@@ -117,7 +132,7 @@ def training_identity(spec: RunSpec) -> dict[str, Any]:
         "ignore_index": spec.ignore_index,
         "input_size": spec.input_size,
         "normalisation": spec.normalisation.to_dict(),
-        "fixes": stage_fixes(spec.fixes, "train"),
+        "fixes": fixes_on(spec.fixes, "train"),
         "model_record": without(spec.model_record, MODEL_DESCRIPTIVE),
         "strategy_record": without(spec.strategy_record, STRATEGY_DESCRIPTIVE),
         "decoder": spec.decoder.to_dict(),
@@ -128,7 +143,7 @@ def training_identity(spec: RunSpec) -> dict[str, Any]:
 def prediction_identity(spec: RunSpec) -> dict[str, Any]:
     """What decides a run's test predictions, given its trained weights."""
     evaluate = spec.evaluate
-    identity = {"inference": evaluate.inference, "fixes": stage_fixes(spec.fixes, "predict")}
+    identity = {"inference": evaluate.inference, "fixes": fixes_on(spec.fixes, "predict")}
     if evaluate.inference == "sliding_window":
         identity["overlap"] = evaluate.overlap
     return identity

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from densebench.config import expose_commands
+from densebench.data.converters import converter_version
 from densebench.registry import Registries
 from densebench.spec import build_run_spec
 from densebench.identity import (
@@ -151,7 +152,8 @@ def store_identity_json(wildcards):
     """What regenerates or re-converts a dataset (its card's content, the split settings and
     the store layout; not its description): a rerun trigger."""
     card = REGISTRIES.datasets[wildcards.dataset]
-    return canonical(store_identity(card, config["data"]))
+    version = converter_version(card["converter"]) if card.get("converter") else None
+    return canonical(store_identity(card, config["data"], version))
 
 
 def model_json(wildcards, output):
@@ -229,10 +231,12 @@ def dataset_run_files(name):
 
 
 def display_names_json():
-    """Display names of the three axes for tables and figures, as JSON."""
+    """Display names of the grid's names for tables and figures, as JSON (so adding a record
+    outside the grid re-renders nothing)."""
+    grid = {"models": MODELS, "datasets": DATASETS, "strategies": STRATEGIES}
     names = {
-        axis: {k: r.get("display_name", k) for k, r in REGISTRIES.axis(axis).items()}
-        for axis in ("models", "datasets", "strategies")
+        axis: {k: REGISTRIES.axis(axis)[k].get("display_name", k) for k in grid[axis]}
+        for axis in grid
     }
     return canonical(names)
 
