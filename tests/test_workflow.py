@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.workflow
