@@ -21,3 +21,9 @@ def test_gpu_throughput_script_runs_on_cpu(tmp_path):
         ("demo_vit_p14_reg4", "cnn_adapter"),
     ]
     assert all(float(r["images_per_s"]) > 0 and r["dtype"] == "float32" for r in rows)
+
+
+def test_augment_script_runs(tmp_path):
+    cmd = [sys.executable, str(REPO / "benchmarks/bench_augment.py"), "--images", "2"]
+    result = subprocess.run([*cmd, "--side", "64"], check=True, capture_output=True, text=True)
+    assert "images/s per core" in result.stdout and "CPUs per GPU" in result.stdout

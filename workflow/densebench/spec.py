@@ -50,7 +50,7 @@ def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:
 class Execution:
     """How a run executes on its device, not what it computes: in no identity."""
 
-    num_workers: int
+    num_workers: int | None
     channels_last: bool
     compile: bool
     grad_checkpointing: bool

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from densebench.config import expose_commands
 from densebench.data.converters import converter_version
 from densebench.registry import Registries
+from densebench.resources import job_resources
 from densebench.spec import build_run_spec
 from densebench.identity import (
     canonical,
@@ -171,6 +172,27 @@ def weights_identity_json(wildcards):
 def cell_spec(dataset, model, strategy):
     """The run spec of a (dataset, model, strategy) cell (a frozen densebench.spec.RunSpec)."""
     return build_run_spec(config, dataset, model, strategy, REGISTRIES)
+
+
+def run_resources(stage, wildcards, attempt=1):
+    """Resources of a train or predict job (densebench.resources), scaled with the attempt."""
+    spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
+    card = REGISTRIES.datasets[wildcards.dataset]
+    return job_resources(spec, card, config["data"]["split_fractions"], stage, attempt)
+
+
+def run_resource(stage, name):
+    """Resource callable (wildcards, attempt) of one field of a job's resources."""
+
+    def value(wildcards, attempt):
+        return getattr(run_resources(stage, wildcards, attempt), name)
+
+    return value
+
+
+def run_threads(wildcards):
+    """Threads of a train or predict job: the CPUs it is given (its cpus_per_gpu)."""
+    return run_resources("train", wildcards).threads
 
 
 def job_spec(wildcards, input):

@@ -18,7 +18,12 @@ rule predict:
         "run"
     conda:
         "../../envs/densebench.yaml"
-    threads: 1
+    threads: run_threads
+    resources:
+        gpu=run_resource("predict", "gpu"),
+        cpus_per_gpu=run_resource("predict", "cpus_per_gpu"),
+        mem_mb=run_resource("predict", "mem_mb"),
+        runtime=run_resource("predict", "runtime"),
     params:
         identity=prediction_identity_json,
         spec=job_spec,
@@ -40,6 +45,9 @@ rule score:
         "logs/score/{dataset}.log",
     conda:
         "../../envs/densebench.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         replicates=SCORING["replicates"],
         seed=SCORING["seed"],

@@ -21,7 +21,12 @@ rule train:
         "run"
     conda:
         "../../envs/densebench.yaml"
-    threads: 1
+    threads: run_threads
+    resources:
+        gpu=run_resource("train", "gpu"),
+        cpus_per_gpu=run_resource("train", "cpus_per_gpu"),
+        mem_mb=run_resource("train", "mem_mb"),
+        runtime=run_resource("train", "runtime"),
     params:
         identity=training_identity_json,
         spec=job_spec,

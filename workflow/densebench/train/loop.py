@@ -68,10 +68,18 @@ class EpochSampler(Sampler):
         return self.n
 
 
-def make_loader(data: SegmentationSplit, spec: RunSpec, shuffle: bool, device) -> DataLoader:
+def loader_workers(num_workers: int | None, threads: int) -> int:
+    """Data-loading workers: the configured number, or (null = auto) one per CPU the job was
+    given beyond the main process (threads - 1). Results do not depend on it (per-sample seeds)."""
+    return max(threads - 1, 0) if num_workers is None else int(num_workers)
+
+
+def make_loader(
+    data: SegmentationSplit, spec: RunSpec, shuffle: bool, device, threads: int = 1
+) -> DataLoader:
     """A loader whose workers persist across epochs and open the store lazily."""
     cfg = spec.train
-    workers = int(cfg.execution.num_workers)
+    workers = loader_workers(cfg.execution.num_workers, threads)
     sampler = EpochSampler(len(data), int(cfg.seed), shuffle)
     return DataLoader(
         data,
@@ -202,8 +210,8 @@ def train_run(
     last = out_dir / "last.pt"
     if last.exists():
         state = resume(last, model, trainer, spec) or state
-    train_loader = make_loader(train_data, spec, True, device)
-    val_loader = make_loader(val_data, spec, False, device)
+    train_loader = make_loader(train_data, spec, True, device, threads)
+    val_loader = make_loader(val_data, spec, False, device, threads)
     t_max = cosine_period(epochs, cfg.cosine_t_max, spec.fixes["cosine_period_epochs"])
     for epoch in range(state["epoch"], epochs):
         start = time.perf_counter()

@@ -1,0 +1,75 @@
+"""Job resources derived from the run spec (densebench.resources) and the loader's workers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from densebench.config import ROOT, load_config
+from densebench.resources import job_resources, resource_table
+from densebench.spec import build_run_spec
+from densebench.train.loop import loader_workers
+
+
+@pytest.fixture(scope="module")
+def paper_config() -> dict:
+    return load_config(ROOT / "config/config.yaml")
+
+
+def resources(config, registries, dataset, model, strategy, stage="train", attempt=1, size=None):
+    config = {**config, "train": {**config["train"], "input_size": size}}
+    spec = build_run_spec(config, dataset, model, strategy, registries)
+    card = registries.datasets[dataset]
+    return job_resources(spec, card, config["data"]["split_fractions"], stage, attempt)
+
+
+def test_bigger_models_sides_and_trained_encoders_cost_more(paper_config, registries):
+    def runtime(model="uni_v1", strategy="frozen", size=448):
+        return resources(paper_config, registries, "RINGS", model, strategy, size=size).runtime
+
+    assert runtime("lunit_vits8", size=448) < runtime() < runtime("gigapath", size=448)
+    assert runtime(size=224) < runtime(size=448) < runtime(size=992)
+    assert (
+        runtime() < runtime(strategy="lora") < runtime(strategy="dora") < runtime(strategy="full")
+    )
+    assert runtime() < runtime(strategy="transformer_adapter")
+    big = resources(paper_config, registries, "RINGS", "gigapath", "full", size=992)
+    small = resources(paper_config, registries, "RINGS", "uni_v1", "frozen", size=992)
+    assert big.mem_mb > small.mem_mb and big.gpu == small.gpu == 1
+
+
+def test_retries_scale_runtime_and_memory(paper_config, registries):
+    first, second, third = (
+        resources(paper_config, registries, "BCSS", "uni_v1", "lora", attempt=a) for a in (1, 2, 3)
+    )
+    assert second.runtime == 2 * first.runtime and third.runtime == 3 * first.runtime
+    assert second.mem_mb == pytest.approx(1.5 * first.mem_mb, abs=1)
+    assert third.mem_mb == pytest.approx(2.0 * first.mem_mb, abs=1)
+    assert second.cpus_per_gpu == first.cpus_per_gpu
+
+
+def test_demo_models_request_no_gpu(demo_config, registries):
+    spec = build_run_spec(demo_config, "demo_glands", "demo_vit_p14_reg4", "lora", registries)
+    card = registries.datasets["demo_glands"]
+    job = job_resources(spec, card, demo_config["data"]["split_fractions"], "predict")
+    assert job.gpu == 0 and job.threads == 1
+
+
+def test_readme_table_is_the_rules_output(paper_config, registries):
+    text = (ROOT / "config/README.md").read_text()
+    table = resource_table(paper_config, registries)
+    assert table in text, "regenerate config/README.md's table with resources.resource_table"
+    assert re.search(r"\| RINGS \| gigapath \| full \| 992 \|", table)
+
+
+def test_num_workers_auto_follows_threads_and_explicit_numbers_win():
+    assert loader_workers(None, 8) == 7 and loader_workers(None, 1) == 0
+    assert loader_workers(3, 8) == 3 and loader_workers(0, 8) == 0
+
+
+def test_a_record_without_params_m_gets_an_estimate_from_its_width():
+    from densebench.resources import encoder_params
+
+    assert encoder_params({"embed_dim": 1024}) == pytest.approx(302e6, rel=0.01)
+    assert encoder_params({"embed_dim": 1024, "params_m": 86}) == 86e6

@@ -1,0 +1,194 @@
+"""Cluster resources of a run's jobs, derived from its run spec (no hand-listed numbers).
+
+A FLOP-style rule (no torch; config/README.md, "Job resources", states it with its numbers):
+
+* tokens T = (S / patch)^2 + prefix tokens, at the run's input side S;
+* encoder forward per image F = 2 P T (1 + T / (6 d)) FLOPs, P parameters, d embed dim (the
+  second term is attention: 4 T^2 d per block, with about P / (12 d^2) blocks);
+* training per image: F (1 + backward), backward = BACKWARD[encoder] (0 for a frozen encoder,
+  activation gradients through it for LoRA, more for DoRA's norms, weights as well for full)
+  plus ADAPTER_BACKWARD when the strategy adds blocks that the encoder's features pass
+  through (transformer / CNN adapters: records with `depth` or `block_units`);
+* per epoch: the training images (card `num_images` x train fraction) trained, the validation
+  images forwarded; prediction forwards the test images;
+* GPU seconds = FLOPs / SUSTAINED_TFLOPS, runtime = (OVERHEAD_MIN + SAFETY x GPU minutes) x
+  attempt; host memory = the model's fp32 weights twice (state dict + module, three times when
+  full fine-tuning stores the encoder), BASE_MEM_MB and WORKER_MEM_MB per loader worker, x
+  (1 + 0.5 (attempt - 1));
+* CPUs per GPU: loader workers to keep the GPU fed at AUG_IMAGES_PER_CORE_S images per second
+  per core (at 1 Mpx; benchmarks/bench_augment.py), plus one for the main process, within
+  [MIN_CPUS, MAX_CPUS].
+
+Demo models (`weights: random`) run on the CPU: no GPU, small memory and runtime.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SUSTAINED_TFLOPS = 60.0
+"""Assumed sustained bf16 throughput of one GPU (A100: 312 peak, ~20% utilisation; an H200 is
+faster, so this is conservative)."""
+SAFETY = 2.0
+"""Factor on the estimated GPU time (data loading, evaluation overheads, slow nodes)."""
+OVERHEAD_MIN = 15.0
+"""Fixed minutes per job: start-up, weights loading, checkpoints."""
+BACKWARD = {"frozen": 0.0, "lora": 1.0, "dora": 1.5, "full": 2.0}
+"""Backward cost through the encoder, in encoder forwards, per `encoder` of a strategy."""
+ADAPTER_BACKWARD = 1.0
+"""Backward through the frozen encoder's blocks when an adapter's features pass through them."""
+BASE_MEM_MB = 6000
+"""Host memory of the Python / torch / CUDA process."""
+WORKER_MEM_MB = 1500
+"""Host memory per data-loader worker (a decoded 1 Mpx batch and its augmentation)."""
+AUG_IMAGES_PER_CORE_S = 10.0
+"""Augmented training images per second per core at 1 Mpx (conservative; bench_augment.py)."""
+MIN_CPUS, MAX_CPUS = 2, 16
+"""Bounds of the CPUs per GPU."""
+DEMO = {"cpus": 1, "mem_mb": 2000, "runtime": 30}
+"""Resources of a demo-model job (random weights, CPU)."""
+
+Stage = Literal["train", "predict"]
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """What one train or predict job requests (Snakemake resource names)."""
+
+    gpu: int
+    cpus_per_gpu: int
+    mem_mb: int
+    runtime: int
+
+    @property
+    def threads(self) -> int:
+        """CPUs the job gets (its `threads:`)."""
+        return self.cpus_per_gpu
+
+
+def encoder_params(record: Any) -> float:
+    """Encoder parameters: the record's `params_m`, else a ViT estimate from its width
+    (12 d^2 per block, 24 blocks: ViT-L's 303M at d = 1024), conservative for smaller models."""
+    if record.get("params_m") is not None:
+        return float(record["params_m"]) * 1e6
+    return 12.0 * 24 * float(record["embed_dim"]) ** 2
+
+
+def tokens(spec: Any) -> int:
+    """Tokens of one input image: patch grid plus prefix (class / register) tokens."""
+    record = spec.model_record
+    return (spec.input_size // int(record["patch_size"])) ** 2 + int(
+        record.get("num_prefix_tokens", 1)
+    )
+
+
+def forward_flops(spec: Any) -> float:
+    """Encoder forward FLOPs of one image: 2 P T plus attention's T^2 share."""
+    record = spec.model_record
+    params = encoder_params(record)
+    n = tokens(spec)
+    return 2.0 * params * n * (1.0 + n / (6.0 * float(record["embed_dim"])))
+
+
+def backward_factor(strategy: Any) -> float:
+    """Backward cost in encoder forwards: the encoder's own, plus the adapters' pass-through."""
+    adapter = "depth" in strategy or "block_units" in strategy
+    return BACKWARD[strategy["encoder"]] + (ADAPTER_BACKWARD if adapter else 0.0)
+
+
+def split_images(card: Any, fractions: Any) -> tuple[float, float, float]:
+    """Train / val / test image counts of a dataset (card size x split fractions)."""
+    n = float(card["num_images"])
+    return n * fractions[0], n * fractions[1], n * fractions[2]
+
+
+def gpu_seconds(spec: Any, card: Any, fractions: Any, stage: Stage) -> float:
+    """Estimated GPU seconds of a stage of the run (the whole training or the prediction)."""
+    train, val, test = split_images(card, fractions)
+    fwd = forward_flops(spec)
+    if stage == "predict":
+        flops = test * fwd
+    else:
+        per_epoch = train * fwd * (1.0 + backward_factor(spec.strategy_record)) + val * fwd
+        flops = spec.train.epochs * per_epoch
+    return flops / (SUSTAINED_TFLOPS * 1e12)
+
+
+def images_per_second(spec: Any) -> float:
+    """Training images per second the GPU consumes (what the loader must deliver)."""
+    per_image = forward_flops(spec) * (1.0 + backward_factor(spec.strategy_record))
+    return SUSTAINED_TFLOPS * 1e12 / per_image
+
+
+def cpus_per_gpu(spec: Any) -> int:
+    """Loader workers to feed the GPU at the input's megapixels, plus the main process."""
+    megapixels = spec.input_size**2 / 1e6
+    workers = math.ceil(images_per_second(spec) * megapixels / AUG_IMAGES_PER_CORE_S)
+    return max(MIN_CPUS, min(MAX_CPUS, workers + 1))
+
+
+def host_mem_mb(spec: Any, cpus: int) -> float:
+    """Host memory: fp32 weights (twice; three times when full fine-tuning stores them),
+    the process and the loader workers."""
+    copies = 3 if spec.strategy_record["encoder"] == "full" else 2
+    weights_mb = encoder_params(spec.model_record) / 1e6 * 4.0 * copies
+    return BASE_MEM_MB + weights_mb + WORKER_MEM_MB * max(cpus - 1, 0)
+
+
+def job_resources(
+    spec: Any, card: Any, fractions: Any, stage: Stage, attempt: int = 1
+) -> JobResources:
+    """Resources of a train or predict job of a run, scaled up on retries (attempt >= 1)."""
+    mem_scale = 1.0 + 0.5 * (attempt - 1)
+    if spec.model_record.get("weights") == "random":
+        return JobResources(
+            0, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt
+        )
+    cpus = cpus_per_gpu(spec)
+    minutes = OVERHEAD_MIN + SAFETY * gpu_seconds(spec, card, fractions, stage) / 60.0
+    return JobResources(
+        gpu=1,
+        cpus_per_gpu=cpus,
+        mem_mb=math.ceil(host_mem_mb(spec, cpus) * mem_scale),
+        runtime=math.ceil(minutes) * attempt,
+    )
+
+
+CORNERS = (
+    ("WSSS4LUAD", "lunit_vits8", "frozen"),
+    ("TNBC", "uni_v1", "lora"),
+    ("PanNuke", "uni_v1", "dora"),
+    ("Janowczyk", "gigapath", "full"),
+    ("RINGS", "gigapath", "full"),
+    ("RINGS", "gigapath", "transformer_adapter"),
+    ("RINGS", "hoptimus_0", "lora"),
+    ("RINGS", "midnight12k", "transformer_adapter"),
+    ("RINGS", "musk", "lora"),
+)
+"""Cells at the grid's corners: the smallest and largest models, input sides and strategies."""
+
+
+def resource_table(config: Any, registries: Any, cells: Any = CORNERS) -> str:
+    """Markdown table of the first-attempt train / predict resources of some cells."""
+    from densebench.spec import build_run_spec
+
+    fractions = config["data"]["split_fractions"]
+    lines = [
+        "| dataset | model | strategy | S | tokens | train GPU h | cpus/gpu | mem_mb "
+        "| train runtime (min) | predict runtime (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, model, strategy in cells:
+        spec = build_run_spec(config, dataset, model, strategy, registries)
+        card = registries.datasets[dataset]
+        train = job_resources(spec, card, fractions, "train")
+        predict = job_resources(spec, card, fractions, "predict")
+        hours = gpu_seconds(spec, card, fractions, "train") / 3600
+        lines.append(
+            f"| {dataset} | {model} | {strategy} | {spec.input_size} | {tokens(spec)} "
+            f"| {hours:.2f} | {train.cpus_per_gpu} | {train.mem_mb} | {train.runtime} "
+            f"| {predict.runtime} |"
+        )
+    return "\n".join(lines)
