@@ -176,8 +176,16 @@ def cell_spec(dataset, model, strategy):
 
 def run_resources(stage, wildcards, attempt=1):
     """Resources of a train or predict job (densebench.resources), scaled with the attempt."""
-    spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
-    card = REGISTRIES.datasets[wildcards.dataset]
+    return cell_resources(
+        stage, wildcards.dataset, wildcards.model, wildcards.strategy, attempt
+    )
+
+
+@lru_cache(maxsize=None)
+def cell_resources(stage, dataset, model, strategy, attempt):
+    """Resources of one cell's train or predict job at an attempt (cached: asked per field)."""
+    spec = cell_spec(dataset, model, strategy)
+    card = REGISTRIES.datasets[dataset]
     return job_resources(spec, card, config["data"]["split_fractions"], stage, attempt)
 
 
