@@ -27,11 +27,16 @@ pytestmark = pytest.mark.workflow
 BIN = Path(sys.executable).parent
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake on the repository's Snakefile in workdir."""
+def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of snakemake on the repository's Snakefile in workdir."""
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), *args]
+    return [*cmd, "--directory", str(workdir), *args], env
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake on the repository's Snakefile in workdir."""
+    cmd, env = snakemake_command(workdir, *args)
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -102,8 +107,7 @@ def test_preflight_reports_every_model_offline_here(workdir):
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env |= {"PATH": f"{BIN}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     env |= dict.fromkeys(("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"), "http://127.0.0.1:9")
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory"]
-    cmd += [str(workdir), "--cores", "1", "results/weights/preflight.tsv"]
+    cmd, _ = snakemake_command(workdir, "--cores", "1", "results/weights/preflight.tsv")
     subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
     table = pd.read_csv(workdir / "results/weights/preflight.tsv", sep="\t")
     assert len(table) == 17 and set(table["status"]) == {"offline"}
@@ -144,9 +148,7 @@ def planned(workdir: Path, run: list[str]) -> dict[str, int]:
 
 def start_detached(workdir: Path, run: list[str]) -> subprocess.Popen:
     """Start snakemake in its own process group (to be killed with everything it runs)."""
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), *run]
+    cmd, env = snakemake_command(workdir, *run)
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.test_workflow import BIN, edit_yaml, job_counts, write_config
+from tests.test_workflow import BIN, edit_yaml, job_counts, snakemake_command, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -139,8 +139,7 @@ def hub_env(server: ThreadingHTTPServer, home: Path) -> dict[str, str]:
 
 def run(workdir: Path, env: dict[str, str], *args: str) -> str:
     """Run snakemake on the repository's Snakefile in workdir; its output (fail if it fails)."""
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), *args, "--configfile", str(workdir / "test_config.yaml")]
+    cmd, _ = snakemake_command(workdir, *args, "--configfile", str(workdir / "test_config.yaml"))
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"snakemake failed:\n{output[-4000:]}"

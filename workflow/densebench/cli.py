@@ -122,13 +122,19 @@ def cmd_preflight(args: argparse.Namespace) -> None:
     print(summary(rows))
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    """Train one run into --out-dir (best.pt, train_log.csv, provenance.json)."""
+def prepare_model_job(model: str | None, weights: Path | None) -> None:
+    """Before any model library is imported: no network inside a job, and the model's weights
+    snapshot complete (when the job has one)."""
     from densebench.models.weights import check_snapshot, enforce_offline
 
-    enforce_offline()  # before any model library is imported: no network inside a job
-    if args.weights is not None:
-        check_snapshot(args.spec.model, args.weights)
+    enforce_offline()
+    if weights is not None and model is not None:
+        check_snapshot(model, weights)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train one run into --out-dir (best.pt, train_log.csv, provenance.json)."""
+    prepare_model_job(args.spec.model, args.weights)
     from densebench.train.loop import train_run
 
     train_run(args.spec, args.store, args.out_dir, args.weights, args.threads)
@@ -136,11 +142,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """Predict a trained run's test split into per-image confusion matrices."""
-    from densebench.models.weights import check_snapshot, enforce_offline
-
-    enforce_offline()
-    if args.weights is not None and args.spec is not None:
-        check_snapshot(args.spec.model, args.weights)
+    prepare_model_job(args.spec.model if args.spec is not None else None, args.weights)
     from densebench.evaluate.predict import predict_run
 
     predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)

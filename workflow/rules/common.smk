@@ -199,7 +199,8 @@ def run_resource(stage, name):
 
 
 def run_threads(wildcards):
-    """Threads of a train or predict job: the CPUs it is given (its cpus_per_gpu)."""
+    """Threads of a train or predict job: the CPUs it is given (its cpus_per_gpu, which
+    depends on the run, not on the stage)."""
     return run_resources("train", wildcards).threads
 
 
