@@ -8,11 +8,11 @@ import torch
 
 from densebench.evaluate.confusion import (
     RUN_KEYS,
-    confusion_matrices,
     load_confusion,
     run_keys,
     write_confusion,
 )
+from densebench.evaluate.predict import confusion_matrices
 
 KEYS = {"dataset": "TNBC", "model": "uni_v1", "strategy": "lora"}
 

@@ -20,12 +20,18 @@ A FLOP-style rule (no torch; config/README.md, "Job resources", states it with i
   [MIN_CPUS, MAX_CPUS].
 
 Demo models (`weights: random`) run on the CPU: no GPU, small memory and runtime.
+
+Site policy (config `resources`): `gpu` is `auto` (a GPU for pretrained models, none for demo
+models), `always` (every train / predict job, e.g. to try a cluster's GPU path with the demo) or
+`never` (a CPU-only cluster); `max_runtime` caps every job's runtime at a partition's time
+limit: a training cut there resumes from `last.pt` on the next attempt, so a run longer than the
+cap finishes across retries.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 SUSTAINED_TFLOPS = 60.0
@@ -51,6 +57,9 @@ DEMO = {"cpus": 1, "mem_mb": 2000, "runtime": 30}
 """Resources of a demo-model job (random weights, CPU)."""
 
 Stage = Literal["train", "predict"]
+GpuPolicy = Literal["auto", "always", "never"]
+DEFAULT_POLICY = {"gpu": "auto", "max_runtime": None}
+"""The config's `resources` defaults (workflow/schemas/config.schema.yaml)."""
 
 
 @dataclass(frozen=True)
@@ -138,22 +147,33 @@ def host_mem_mb(spec: Any, cpus: int) -> float:
 
 
 def job_resources(
-    spec: Any, card: Any, fractions: Any, stage: Stage, attempt: int = 1
+    spec: Any,
+    card: Any,
+    fractions: Any,
+    stage: Stage,
+    attempt: int = 1,
+    policy: Any = None,
 ) -> JobResources:
-    """Resources of a train or predict job of a run, scaled up on retries (attempt >= 1)."""
+    """Resources of a train or predict job of a run, scaled up on retries (attempt >= 1),
+    under the site policy (config `resources`: GPU policy, runtime cap)."""
+    policy = {**DEFAULT_POLICY, **(policy or {})}
     mem_scale = 1.0 + 0.5 * (attempt - 1)
     if spec.model_record.get("weights") == "random":
-        return JobResources(
-            0, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt
+        gpu = 1 if policy["gpu"] == "always" else 0
+        job = JobResources(
+            gpu, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt
         )
-    cpus = cpus_per_gpu(spec)
-    minutes = OVERHEAD_MIN + SAFETY * gpu_seconds(spec, card, fractions, stage) / 60.0
-    return JobResources(
-        gpu=1,
-        cpus_per_gpu=cpus,
-        mem_mb=math.ceil(host_mem_mb(spec, cpus) * mem_scale),
-        runtime=math.ceil(minutes) * attempt,
-    )
+    else:
+        cpus = cpus_per_gpu(spec)
+        minutes = OVERHEAD_MIN + SAFETY * gpu_seconds(spec, card, fractions, stage) / 60.0
+        job = JobResources(
+            gpu=0 if policy["gpu"] == "never" else 1,
+            cpus_per_gpu=cpus,
+            mem_mb=math.ceil(host_mem_mb(spec, cpus) * mem_scale),
+            runtime=math.ceil(minutes) * attempt,
+        )
+    cap = policy["max_runtime"]
+    return job if cap is None else replace(job, runtime=min(job.runtime, int(cap)))
 
 
 CORNERS = (

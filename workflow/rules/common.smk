@@ -24,8 +24,18 @@ from functools import lru_cache
 import re
 
 validate(config, schema="../schemas/config.schema.yaml")
-# Jobs call `densebench`: take it from the environment Snakemake itself runs from.
-expose_commands(os.environ, sys.executable)
+
+
+# The job image (containers/) of every rule under --sdm apptainer: set before any rule.
+container: config["container"]
+
+
+# Jobs call `densebench`: take it from the environment Snakemake itself runs from, unless they
+# run in the job image or in conda environments (--sdm apptainer / conda), which have their own.
+if not workflow.deployment_settings.deployment_method:
+    expose_commands(os.environ, sys.executable)
+# Where the conda environments' post-deploy scripts (envs/*.post-deploy.sh) install it from.
+os.environ["DENSEBENCH_SOURCE"] = workflow.basedir
 
 
 def registry_file(axis):
@@ -186,7 +196,8 @@ def cell_resources(stage, dataset, model, strategy, attempt):
     """Resources of one cell's train or predict job at an attempt (cached: asked per field)."""
     spec = cell_spec(dataset, model, strategy)
     card = REGISTRIES.datasets[dataset]
-    return job_resources(spec, card, config["data"]["split_fractions"], stage, attempt)
+    fractions = config["data"]["split_fractions"]
+    return job_resources(spec, card, fractions, stage, attempt, config["resources"])
 
 
 def run_resource(stage, name):

@@ -17,7 +17,7 @@ rule synthesize_raw:
     wildcard_constraints:
         dataset=alternatives(SYNTHETIC),
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/data.yaml"
     params:
         identity=store_identity_json,
         card=card_json,
@@ -36,7 +36,7 @@ rule download_raw:
         dataset=alternatives(downloaded_datasets()),
     localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/data.yaml"
     params:
         identity=sources_identity_json,
         card=card_json,
@@ -56,7 +56,7 @@ rule manual_raw:
         dataset=alternatives(hand_dropped_datasets()),
     localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/data.yaml"
     params:
         card=card_json,
     message:
@@ -76,7 +76,7 @@ rule unpack_raw:
     wildcard_constraints:
         dataset=alternatives(OPEN + MANUAL),
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/data.yaml"
     params:
         identity=sources_identity_json,
         card=card_json,
@@ -94,7 +94,7 @@ rule download_split_list:
         "logs/download_split_list/{dataset}.log",
     localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/data.yaml"
     params:
         identity=split_list_identity_json,
         card=card_json,
@@ -113,7 +113,7 @@ rule convert:
     log:
         "logs/convert/{dataset}.log",
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/data.yaml"
     params:
         identity=store_identity_json,
         card=card_json,

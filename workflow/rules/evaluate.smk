@@ -17,7 +17,7 @@ rule predict:
     group:
         "run"
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/train.yaml"
     threads: run_threads
     resources:
         gpu=run_resource("predict", "gpu"),
@@ -44,7 +44,7 @@ rule score:
     log:
         "logs/score/{dataset}.log",
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/report.yaml"
     resources:
         mem_mb=4000,
         runtime=60,

@@ -1,4 +1,5 @@
 # Report stage: one tidy table of all runs, then every table and figure rendered from it.
+# Cluster jobs without a GPU (small: the profile's default-resources).
 
 
 rule aggregate:
@@ -8,9 +9,8 @@ rule aggregate:
         table="results/tables/results.csv",
     log:
         "logs/aggregate/aggregate.log",
-    localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/report.yaml"
     message:
         "Collecting the metrics of every run into one table"
     shell:
@@ -24,9 +24,8 @@ rule strategy_tables:
         tables=strategy_table_files(),
     log:
         "logs/strategy_tables/strategy_tables.log",
-    localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/report.yaml"
     params:
         names=display_names_json(),
         out_dir=tables_root,
@@ -45,9 +44,8 @@ rule figure3:
         pdf="results/figures/figure3.pdf",
     log:
         "logs/figure3/figure3.log",
-    localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/report.yaml"
     params:
         metric=config["report"]["metric"],
         strategies=STRATEGIES,

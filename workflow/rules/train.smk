@@ -20,7 +20,7 @@ rule train:
     group:
         "run"
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/train.yaml"
     threads: run_threads
     resources:
         gpu=run_resource("train", "gpu"),

@@ -12,7 +12,7 @@ rule download_weights:
         "logs/download_weights/{model}.log",
     localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/train.yaml"
     params:
         identity=weights_identity_json,
         record=model_json,
@@ -30,7 +30,7 @@ rule preflight:
         "logs/preflight/preflight.log",
     localrule: True
     conda:
-        "../../envs/densebench.yaml"
+        "../../envs/train.yaml"
     params:
         models=preflight_models_json(),
     message:

@@ -1,9 +1,10 @@
 """Per-image confusion matrices and the run's confusion file (`confusion.npz`): their one home.
 
 A matrix counts pixels with rows = ground truth and columns = prediction; pixels labelled
-`ignore` are dropped. Training's validation and prediction compute them here
-(`confusion_matrices`), prediction writes the file (`write_confusion`), scoring reads it
-(`load_confusion`, `run_keys`). The file holds four arrays:
+`ignore` are dropped. Training's validation and prediction count them from class maps
+(`densebench.evaluate.predict.confusion_matrices`, torch), prediction writes the file
+(`write_confusion`), scoring reads it (`load_confusion`, `run_keys`) with numpy alone, so the
+report environment (envs/report.yaml) needs no torch. The file holds four arrays:
 
 - `matrices`: (N, C, C) int64, one matrix per test image, in split order;
 - `sample_ids`: (N,) the stored id of each image;
@@ -17,35 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from densebench.atomic import atomic_output
-
-if TYPE_CHECKING:
-    import torch
 
 RUN_KEYS = ("dataset", "model", "strategy")
 """Keys identifying a run, stored in its confusion file."""
 
 ARRAYS = ("matrices", "sample_ids", "classes")
 """Arrays every confusion file must hold for scoring."""
-
-
-def confusion_matrices(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int
-) -> torch.Tensor:
-    """Per-image confusion matrices (B, C, C) of (B, H, W) class maps, ignore pixels dropped."""
-    import torch
-
-    b = pred.shape[0]
-    valid = target != ignore
-    flat = (target.clamp(0, num_classes - 1) * num_classes + pred).masked_fill(~valid, -1)
-    offsets = torch.arange(b, device=pred.device).view(b, 1, 1) * num_classes**2
-    index = (flat + offsets)[valid]
-    counts = torch.bincount(index.flatten(), minlength=b * num_classes**2)
-    return counts.view(b, num_classes, num_classes)
 
 
 def write_confusion(

@@ -25,10 +25,23 @@ import torch.nn.functional as F
 
 from densebench.data.dataset import SegmentationSplit
 from densebench.data.resize import resize_tensor
-from densebench.evaluate.confusion import RUN_KEYS, confusion_matrices, write_confusion
+from densebench.evaluate.confusion import RUN_KEYS, write_confusion
 from densebench.models.segmenter import backbone_fingerprint, build_model, load_trainable_state
 from densebench.spec import RunSpec
 from densebench.train.runtime import amp_dtype, autocast, configure_torch
+
+
+def confusion_matrices(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int
+) -> torch.Tensor:
+    """Per-image confusion matrices (B, C, C) of (B, H, W) class maps, ignore pixels dropped."""
+    b = pred.shape[0]
+    valid = target != ignore
+    flat = (target.clamp(0, num_classes - 1) * num_classes + pred).masked_fill(~valid, -1)
+    offsets = torch.arange(b, device=pred.device).view(b, 1, 1) * num_classes**2
+    index = (flat + offsets)[valid]
+    counts = torch.bincount(index.flatten(), minlength=b * num_classes**2)
+    return counts.view(b, num_classes, num_classes)
 
 
 def load_run(checkpoint: Path, weights_dir: Path | None, spec: RunSpec | None = None):

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Sampler
 from densebench import __version__
 from densebench.atomic import atomic_output, remove_stale_in, write_text
 from densebench.data.dataset import SegmentationSplit, epoch_order
-from densebench.evaluate.confusion import confusion_matrices
+from densebench.evaluate.predict import confusion_matrices
 from densebench.models.segmenter import (
     SegmentationModel,
     backbone_fingerprint,

@@ -1,0 +1,236 @@
+"""The workflow on a real single-node SLURM cluster (ci/local_slurm.sh: munge, slurmctld,
+slurmd, slurmdbd + MariaDB, two fake GPUs), through the slurm executor and the project's
+profile template (workflow/profiles/slurm, placeholders filled, no container).
+
+The reduced demo trains long enough (200 epochs) to outlive a 1-minute time limit on the
+first attempt: SLURM kills the run's job (TIMEOUT), Snakemake resubmits it with attempt 2 and
+more runtime, the training resumes from last.pt, and every number equals a local run of the
+same config, which runs meanwhile beside it.
+
+Needs root and Debian's apt (it installs slurm-wlm, munge and mariadb). Elsewhere it is skipped,
+unless DENSEBENCH_REQUIRE_CLUSTER=1 (set by .ci/run), where it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.test_workflow import job_counts, snakemake, snakemake_command
+
+pytestmark = pytest.mark.workflow
+SLURM = REPO / "ci/local_slurm.sh"
+ACCOUNT, PARTITION = "ci", "debug"
+FIRST_LIMIT_MIN, RETRY_LIMIT_MIN = 1, 20
+RUNS = [("demo_glands", "demo_vit_p8", s) for s in ("frozen", "lora")]
+LOCAL_RULES = {"all"}
+
+
+def cluster_unavailable() -> str | None:
+    """Why a local SLURM cluster cannot be started here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (it installs and starts slurm, munge and mariadb)"
+    if not shutil.which("apt-get"):
+        return "needs Debian's apt-get"
+    return None
+
+
+def slurm_script(command: str) -> subprocess.CompletedProcess:
+    """Run ci/local_slurm.sh <command> with the test's cluster settings."""
+    env = dict(os.environ, LOCAL_SLURM_FAKE_GPUS="2", LOCAL_SLURM_PARTITION=PARTITION)
+    env["LOCAL_SLURM_ACCOUNT"] = ACCOUNT
+    return subprocess.run(
+        ["bash", str(SLURM), command], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running cluster; stopped afterwards (by the PIDs it recorded) only if started here."""
+    reason = cluster_unavailable()
+    if reason:
+        if os.environ.get("DENSEBENCH_REQUIRE_CLUSTER") == "1":
+            pytest.fail(f"the cluster test is required here but {reason}")
+        pytest.skip(reason)
+    was_running = slurm_script("status").returncode == 0
+    started = slurm_script("start")
+    assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+    yield
+    if not was_running:
+        slurm_script("stop")
+
+
+def ci_profile(path: Path) -> Path:
+    """The slurm profile template with its placeholders filled for the local cluster, without
+    the container (no image registry here), with CI's short status interval, and with a first
+    attempt of the run jobs too short to finish (train and predict share one job: its time
+    limit is train's runtime plus predict's)."""
+    template = REPO / "workflow/profiles/slurm/config.v8+.yaml"
+    profile = yaml.safe_load(template.read_text())
+    assert "<your_account>" in template.read_text()
+    profile["default-resources"].update(slurm_account=ACCOUNT, slurm_partition=PARTITION)
+    for key in ("software-deployment-method", "apptainer-args"):
+        profile.pop(key)
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["jobs"] = 4
+    first, retry = FIRST_LIMIT_MIN, RETRY_LIMIT_MIN
+    profile["set-resources"] = {
+        "train": {"runtime": f"{first} if attempt == 1 else {retry}"},
+        "predict": {"runtime": 0},
+    }
+    path.mkdir(parents=True)
+    (path / "config.v8+.yaml").write_text(yaml.safe_dump(profile))
+    return path
+
+
+def cluster_config(path: Path) -> Path:
+    """The reduced demo on one model, trained 200 epochs (about 100 s a run), and a GPU
+    requested for every train / predict job (resources.gpu: always)."""
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+    config["models"] = ["demo_vit_p8"]
+    config["train"]["epochs"] = 200
+    config["resources"] = {"gpu": "always"}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def sacct(job_ids: list[str]) -> pd.DataFrame:
+    """Accounting records of jobs: id, comment (the plugin's rule_<rule>[_wildcards_...]),
+    state, time limit and requested TRES."""
+    fields = "JobID,Comment,State,Timelimit,ReqTRES"
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", fields, "-j", ",".join(job_ids)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [line.split("|") for line in out.strip().splitlines()]
+    return pd.DataFrame(rows, columns=fields.split(","))
+
+
+def submitted_ids(output: str) -> list[str]:
+    """SLURM job ids of the jobs Snakemake submitted."""
+    return re.findall(r"submitted with SLURM jobid (\d+)", output)
+
+
+def rule_of(comment: str) -> str:
+    """Rule (or group) name of a job from its comment."""
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+def run_files(workdir: Path, name: str) -> list[Path]:
+    return [workdir / f"results/runs/{d}/{m}/{s}/{name}" for d, m, s in RUNS]
+
+
+@pytest.fixture(scope="module")
+def cluster_run(slurm_cluster, tmp_path_factory):
+    """The reduced demo through SLURM, and the same config run locally at the same time."""
+    root = tmp_path_factory.mktemp("cluster")
+    profile = ci_profile(root / "profile")
+    config = cluster_config(root / "config.yaml")
+    work, local = root / "slurm", root / "local"
+    for folder in (work, local):
+        folder.mkdir()
+        (folder / "config").symlink_to(REPO / "config")
+    dry = snakemake(work, "-n", "--quiet", "rules", "--configfile", str(config))
+    planned = job_counts(dry.stdout + dry.stderr)
+    cmd, env = snakemake_command(local, "--configfile", str(config), "--cores", "2")
+    local_log = root / "local.log"
+    with local_log.open("w") as sink:
+        beside = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    start = time.monotonic()
+    cmd, env = snakemake_command(work, "--configfile", str(config), "--profile", str(profile))
+    run = subprocess.run(
+        ["timeout", "-s", "INT", "-k", "30", "1200", *cmd],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    seconds = time.monotonic() - start
+    assert beside.wait(timeout=900) == 0, local_log.read_text()[-3000:]
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-5000:]
+    print(f"cluster run: {seconds:.0f} s")
+    return {
+        "work": work,
+        "local": local,
+        "config": config,
+        "profile": profile,
+        "output": output,
+        "planned": planned,
+        "jobs": sacct(submitted_ids(output)),
+    }
+
+
+def test_every_job_went_through_sbatch_and_only_run_jobs_asked_for_a_gpu(cluster_run):
+    jobs, planned = cluster_run["jobs"], cluster_run["planned"]
+    done = jobs[jobs["State"] == "COMPLETED"]
+    completed = Counter(rule_of(c) for c in done["Comment"])
+    runs = planned.pop("train")
+    assert planned.pop("predict") == runs == len(RUNS)
+    expected = {rule: n for rule, n in planned.items() if rule not in LOCAL_RULES | {"total"}}
+    assert completed == {**expected, "run_predict_train": runs}
+    is_run = jobs["Comment"].map(rule_of) == "run_predict_train"
+    assert jobs.loc[is_run, "ReqTRES"].str.contains("gres/gpu=1").all()
+    assert not jobs.loc[~is_run, "ReqTRES"].str.contains("gpu").any()
+
+
+def test_a_timed_out_training_is_retried_with_more_runtime_and_resumes(cluster_run):
+    jobs, work = cluster_run["jobs"], cluster_run["work"]
+    runs = jobs[jobs["Comment"].map(rule_of) == "run_predict_train"]
+    timed_out = runs[runs["State"] == "TIMEOUT"]
+    assert len(timed_out) >= 1, runs
+    assert set(timed_out["Timelimit"]) == {f"00:{FIRST_LIMIT_MIN:02d}:00"}
+    assert set(runs.loc[runs["State"] == "COMPLETED", "Timelimit"]) == {
+        f"00:{RETRY_LIMIT_MIN:02d}:00"
+    }
+    logs = [work / f"logs/train/{d}/{m}/{s}.log" for d, m, s in RUNS]
+    resumed = [
+        re.search(r"resuming from .*last\.pt after epoch (\d+)", p.read_text()) for p in logs
+    ]
+    assert sum(m is not None for m in resumed) == len(timed_out)
+    assert all(int(m[1]) >= 1 for m in resumed if m)
+    assert not any(p.exists() for p in run_files(work, "last.pt"))
+
+
+def test_cluster_results_equal_a_local_run(cluster_run):
+    work, local = cluster_run["work"], cluster_run["local"]
+    pairs = zip(run_files(work, "confusion.npz"), run_files(local, "confusion.npz"), strict=True)
+    for ours, theirs in pairs:
+        a, b = np.load(ours), np.load(theirs)
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    logs = zip(run_files(work, "train_log.csv"), run_files(local, "train_log.csv"), strict=True)
+    for ours, theirs in logs:
+        columns = ["epoch", "lr", "train_loss", "val_mIoU"]
+        pd.testing.assert_frame_equal(pd.read_csv(ours)[columns], pd.read_csv(theirs)[columns])
+    scores = "results/scores/demo_glands.csv"
+    assert (work / scores).read_bytes() == (local / scores).read_bytes()
+    for product in ("results/tables/results.csv", "results/figures/figure3.pdf"):
+        assert (work / product).is_file()
+
+
+def test_a_rerun_through_slurm_submits_nothing(cluster_run):
+    cmd, env = snakemake_command(
+        cluster_run["work"],
+        "--configfile",
+        str(cluster_run["config"]),
+        "--profile",
+        str(cluster_run["profile"]),
+    )
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    output = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, output[-3000:]
+    assert "Nothing to be done" in output and not submitted_ids(output)
