@@ -234,3 +234,24 @@ def test_a_rerun_through_slurm_submits_nothing(cluster_run):
     output = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, output[-3000:]
     assert "Nothing to be done" in output and not submitted_ids(output)
+
+
+def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs(tmp_path):
+    # The template as a user runs it first, apptainer included (ci/install_apptainer.sh here).
+    if not shutil.which("apptainer"):
+        if os.environ.get("DENSEBENCH_REQUIRE_CONTAINER") == "1":
+            pytest.fail("apptainer is required here: run ci/install_apptainer.sh")
+        pytest.skip("the profile's --sdm apptainer needs an apptainer binary")
+    (tmp_path / "config").symlink_to(REPO / "config")
+    profile = str(REPO / "workflow/profiles/slurm")
+    result = snakemake(tmp_path, "--profile", profile, "-n", "all")
+    output = result.stdout + result.stderr
+    messages = re.findall(r"Job \d+: (.*)", output)
+    runs = [m for m in messages if m.startswith(("Training ", "Predicting "))]
+    assert len(runs) == 2 * 1530
+    requests = [re.search(r"\((\d+) GPU, (\d+) CPUs, (\d+) MB, (\d+) min\)$", m) for m in runs]
+    assert all(r and r[1] == "1" and 2 <= int(r[2]) <= 16 for r in requests)
+    others = [m for m in messages if m not in runs]
+    scoring = [m for m in others if m.startswith(("Metrics", "Collecting", "Rendering"))]
+    assert len(scoring) == 18 + 3 and all("(no GPU" in m or "no GPU)" in m for m in scoring)
+    assert not any(re.search(r"\d+ GPU", m) for m in others)

@@ -30,6 +30,7 @@ rule predict:
         weights=weights_flag,
     message:
         "Predicting the test split of {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
+        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
     shell:
         "densebench predict --spec {params.spec:q} --checkpoint {input.best}"
         " --store {input.store} --out {output.confusion} {params.weights}"
@@ -54,7 +55,7 @@ rule score:
         definitions=SCORING["definitions"],
         background="--exclude-background" if SCORING["exclude_background"] else "",
     message:
-        "Metrics and bootstrap CIs of every run on {wildcards.dataset}"
+        "Metrics and bootstrap CIs of every run on {wildcards.dataset} (no GPU)"
     shell:
         "densebench score --replicates {params.replicates} --seed {params.seed}"
         " --definitions {params.definitions} {params.background}"

@@ -12,7 +12,7 @@ rule aggregate:
     conda:
         "../../envs/report.yaml"
     message:
-        "Collecting the metrics of every run into one table"
+        "Collecting the metrics of every run into one table (no GPU)"
     shell:
         "densebench aggregate --out {output.table} {input.scores} > {log} 2>&1"
 
@@ -30,7 +30,7 @@ rule strategy_tables:
         names=display_names_json(),
         out_dir=tables_root,
     message:
-        "Rendering the per-(dataset, strategy) tables"
+        "Rendering the per-(dataset, strategy) tables (no GPU)"
     shell:
         "densebench tables --table {input.table} --out-dir {params.out_dir}"
         " --display-names {params.names:q} > {log} 2>&1"
@@ -51,7 +51,7 @@ rule figure3:
         strategies=STRATEGIES,
         names=display_names_json(),
     message:
-        "Rendering Figure 3 ({params.metric} per dataset and strategy across models)"
+        "Rendering Figure 3 ({params.metric} per dataset and strategy across models; no GPU)"
     shell:
         "densebench figure3 --table {input.table} --png {output.png} --pdf {output.pdf}"
         " --metric {params.metric} --strategies {params.strategies}"

@@ -34,6 +34,7 @@ rule train:
         out_dir=parent_dir,
     message:
         "Training {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
+        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
     shell:
         "densebench train --spec {params.spec:q} --store {input.store}"
         " --out-dir {params.out_dir} {params.weights} --threads {threads} > {log} 2>&1"
