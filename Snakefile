@@ -11,6 +11,12 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+# The job image (containers/) of every rule under --sdm apptainer (set before any rule).
+container: config["container"]
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"

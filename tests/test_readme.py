@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,9 @@ pytestmark = pytest.mark.workflow
 DOCS = ("README.md", "config/README.md")
 RUNNERS = ("make ", ".venv/bin/", "snakemake ", "densebench ", "python ", "pytest ")
 
+PROFILE_INSTALL = (
+    "mkdir -p ~/.config/snakemake && cp -r workflow/profiles/slurm ~/.config/snakemake/slurm"
+)
 HOW = {
     "make venv": "make -n",
     "make demo": "make -n",
@@ -40,8 +44,15 @@ HOW = {
     ".venv/bin/snakemake --configfile config/demo.yaml --cores 2 results/figures/figure3.pdf": (
         "dry-run"
     ),
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[slurm]'": "pip dry-run",
+    PROFILE_INSTALL: "run in home",
+    ".venv/bin/snakemake --profile workflow/profiles/slurm -n all": "run",
+    ".venv/bin/snakemake --profile slurm all": "dry-run in home",
 }
-"""Each documented command -> how it is exercised here."""
+"""Each documented command -> how it is exercised here: `make -n`; `run` as written;
+`dry-run` with -n added; `pip dry-run`: the pip install of the line with --dry-run (the venv
+exists); `run in home` / `dry-run in home`: with HOME a fresh folder of the clone, where the
+profile install puts the user's `slurm` profile first."""
 
 
 def documented_commands(text: str) -> set[str]:
@@ -89,11 +100,16 @@ def user_environment() -> dict[str, str]:
 
 def exercised(command: str, how: str) -> list[str]:
     """The argument list that exercises a documented command."""
-    args = command.replace("<model>", "uni_v1").split()
+    if "&&" in command and how != "pip dry-run":
+        return ["bash", "-c", command]
+    args = shlex.split(command.replace("<model>", "uni_v1"))
     if how == "make -n":
         return ["make", "-n", *args[1:]]
-    if how == "dry-run":
+    if how.startswith("dry-run"):
         return [*args, "-n"]
+    if how == "pip dry-run":
+        pip = shlex.split(command.split("&&")[1])
+        return [*pip[:2], "--dry-run", *pip[2:]]
     return args
 
 
@@ -106,11 +122,17 @@ def test_every_documented_command_is_exercised():
 
 @pytest.mark.parametrize("command", sorted(HOW))
 def test_documented_command_works_as_written(clone, command):
-    assert shutil.which("densebench", path=user_environment()["PATH"]) is None
+    env = user_environment()
+    assert shutil.which("densebench", path=env["PATH"]) is None
+    if HOW[command].endswith("in home"):
+        env = {k: v for k, v in env.items() if k != "XDG_CONFIG_HOME"}
+        env["HOME"] = str(clone / f"home-{len(command)}")
+        if command != PROFILE_INSTALL:
+            subprocess.run(["bash", "-c", PROFILE_INSTALL], cwd=clone, env=env, check=True)
     result = subprocess.run(
         exercised(command, HOW[command]),
         cwd=clone,
-        env=user_environment(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

@@ -73,3 +73,25 @@ def test_a_record_without_params_m_gets_an_estimate_from_its_width():
 
     assert encoder_params({"embed_dim": 1024}) == pytest.approx(302e6, rel=0.01)
     assert encoder_params({"embed_dim": 1024, "params_m": 86}) == 86e6
+
+
+def test_site_policy_forces_or_drops_the_gpu_and_caps_the_runtime(
+    paper_config, demo_config, registries
+):
+    demo = build_run_spec(demo_config, "demo_glands", "demo_vit_p8", "lora", registries)
+    fractions = demo_config["data"]["split_fractions"]
+    card = registries.datasets["demo_glands"]
+    assert job_resources(demo, card, fractions, "train", 1, {"gpu": "always"}).gpu == 1
+    spec = build_run_spec(paper_config, "RINGS", "hoptimus_0", "lora", registries)
+    rings = registries.datasets["RINGS"]
+    fractions = paper_config["data"]["split_fractions"]
+    free = job_resources(spec, rings, fractions, "train", 1)
+    assert free.gpu == 1 and free.runtime > 2880
+    cpu_only = job_resources(spec, rings, fractions, "train", 1, {"gpu": "never"})
+    assert cpu_only.gpu == 0 and cpu_only.threads == free.threads
+    for attempt in (1, 2, 3):
+        capped = job_resources(spec, rings, fractions, "train", attempt, {"max_runtime": 2880})
+        assert capped.runtime == 2880 and capped.mem_mb >= free.mem_mb
+    short = build_run_spec(paper_config, "TNBC", "uni_v1", "lora", registries)
+    tnbc = registries.datasets["TNBC"]
+    assert job_resources(short, tnbc, fractions, "train", 1, {"max_runtime": 2880}).runtime < 60

@@ -59,3 +59,12 @@ def expose_commands(environ: dict[str, str], interpreter: str) -> bool:
         return False
     environ["PATH"] = os.pathsep.join([str(scripts), *[e for e in entries if e]])
     return True
+
+
+SOURCE_VARIABLE = "DENSEBENCH_SOURCE"
+"""Environment variable naming the workflow's checkout, for envs/*.post-deploy.sh."""
+
+
+def export_source(environ: dict[str, str], root: str) -> None:
+    """Tell the conda environments' post-deploy scripts where the package's checkout is."""
+    environ[SOURCE_VARIABLE] = str(root)

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from densebench.config import expose_commands
+from densebench.config import export_source, expose_commands
 from densebench.data.converters import converter_version
 from densebench.registry import Registries
 from densebench.resources import job_resources
@@ -25,17 +25,12 @@ import re
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-
-# The job image (containers/) of every rule under --sdm apptainer: set before any rule.
-container: config["container"]
-
-
 # Jobs call `densebench`: take it from the environment Snakemake itself runs from, unless they
 # run in the job image or in conda environments (--sdm apptainer / conda), which have their own.
 if not workflow.deployment_settings.deployment_method:
     expose_commands(os.environ, sys.executable)
 # Where the conda environments' post-deploy scripts (envs/*.post-deploy.sh) install it from.
-os.environ["DENSEBENCH_SOURCE"] = workflow.basedir
+export_source(os.environ, workflow.basedir)
 
 
 def registry_file(axis):
