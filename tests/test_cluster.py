@@ -3,9 +3,12 @@ slurmd, slurmdbd + MariaDB, two fake GPUs), through the slurm executor and the p
 profile template (workflow/profiles/slurm, placeholders filled, no container).
 
 The reduced demo trains long enough (200 epochs) to outlive a 1-minute time limit on the
-first attempt: SLURM kills the run's job (TIMEOUT), Snakemake resubmits it with attempt 2 and
-more runtime, the training resumes from last.pt, and every number equals a local run of the
-same config, which runs meanwhile beside it.
+first attempt: SLURM kills the training jobs (TIMEOUT), Snakemake resubmits them with attempt 2
+and more runtime, and the training resumes from last.pt. One prediction is killed (SIGKILL, as
+the out-of-memory killer would): its job fails and reruns from best.pt, nothing is retrained.
+(A job cancelled with scancel is not retried: the slurm plugin 2.8.0 reads sacct's state
+"CANCELLED by <uid>" as still running and waits.) Every number equals a local run of the same
+config, which runs meanwhile beside it.
 
 Needs root and Debian's apt (it installs slurm-wlm, munge and mariadb). Elsewhere it is skipped,
 unless DENSEBENCH_REQUIRE_CLUSTER=1 (set by .ci/run), where it fails instead.
@@ -16,7 +19,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -74,8 +79,7 @@ def slurm_cluster():
 def ci_profile(path: Path) -> Path:
     """The slurm profile template with its placeholders filled for the local cluster, without
     the container (no image registry here), with CI's short status interval, and with a first
-    attempt of the run jobs too short to finish (train and predict share one job: its time
-    limit is train's runtime plus predict's)."""
+    training attempt too short to finish."""
     template = REPO / "workflow/profiles/slurm/config.v8+.yaml"
     profile = yaml.safe_load(template.read_text())
     assert "<your_account>" in template.read_text()
@@ -85,10 +89,7 @@ def ci_profile(path: Path) -> Path:
     profile["slurm-init-seconds-before-status-checks"] = 2
     profile["jobs"] = 4
     first, retry = FIRST_LIMIT_MIN, RETRY_LIMIT_MIN
-    profile["set-resources"] = {
-        "train": {"runtime": f"{first} if attempt == 1 else {retry}"},
-        "predict": {"runtime": 0},
-    }
+    profile["set-resources"] = {"train": {"runtime": f"{first} if attempt == 1 else {retry}"}}
     path.mkdir(parents=True)
     (path / "config.v8+.yaml").write_text(yaml.safe_dump(profile))
     return path
@@ -129,6 +130,24 @@ def rule_of(comment: str) -> str:
     return comment.removeprefix("rule_").split("_wildcards_")[0]
 
 
+def kill_first_prediction(workdir: Path, killed: list[str], stop: threading.Event) -> None:
+    """SIGKILL the first `densebench predict` process of the cluster run (once), as the kernel's
+    out-of-memory killer would; record the confusion file it was writing."""
+    while not stop.is_set() and not killed:
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+                here = (proc / "cwd").resolve() == workdir.resolve()
+            except OSError:
+                continue
+            if here and b"predict" in args and any(a.endswith(b"densebench") for a in args):
+                time.sleep(0.5)
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(args[args.index(b"--out") + 1].decode())
+                return
+        time.sleep(0.1)
+
+
 def run_files(workdir: Path, name: str) -> list[Path]:
     return [workdir / f"results/runs/{d}/{m}/{s}/{name}" for d, m, s in RUNS]
 
@@ -150,6 +169,9 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     with local_log.open("w") as sink:
         beside = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     start = time.monotonic()
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=kill_first_prediction, args=(work, killed, stop))
+    killer.start()
     cmd, env = snakemake_command(work, "--configfile", str(config), "--profile", str(profile))
     run = subprocess.run(
         ["timeout", "-s", "INT", "-k", "30", "1200", *cmd],
@@ -158,6 +180,8 @@ def cluster_run(slurm_cluster, tmp_path_factory):
         env=env,
     )
     seconds = time.monotonic() - start
+    stop.set()
+    killer.join()
     assert beside.wait(timeout=900) == 0, local_log.read_text()[-3000:]
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-5000:]
@@ -170,6 +194,7 @@ def cluster_run(slurm_cluster, tmp_path_factory):
         "output": output,
         "planned": planned,
         "jobs": sacct(submitted_ids(output)),
+        "killed": killed,
     }
 
 
@@ -177,18 +202,17 @@ def test_every_job_went_through_sbatch_and_only_run_jobs_asked_for_a_gpu(cluster
     jobs, planned = cluster_run["jobs"], cluster_run["planned"]
     done = jobs[jobs["State"] == "COMPLETED"]
     completed = Counter(rule_of(c) for c in done["Comment"])
-    runs = planned.pop("train")
-    assert planned.pop("predict") == runs == len(RUNS)
+    assert planned["train"] == planned["predict"] == len(RUNS)
     expected = {rule: n for rule, n in planned.items() if rule not in LOCAL_RULES | {"total"}}
-    assert completed == {**expected, "run_predict_train": runs}
-    is_run = jobs["Comment"].map(rule_of) == "run_predict_train"
+    assert completed == expected
+    is_run = jobs["Comment"].map(rule_of).isin(["train", "predict"])
     assert jobs.loc[is_run, "ReqTRES"].str.contains("gres/gpu=1").all()
     assert not jobs.loc[~is_run, "ReqTRES"].str.contains("gpu").any()
 
 
 def test_a_timed_out_training_is_retried_with_more_runtime_and_resumes(cluster_run):
     jobs, work = cluster_run["jobs"], cluster_run["work"]
-    runs = jobs[jobs["Comment"].map(rule_of) == "run_predict_train"]
+    runs = jobs[jobs["Comment"].map(rule_of) == "train"]
     timed_out = runs[runs["State"] == "TIMEOUT"]
     assert len(timed_out) >= 1, runs
     assert set(timed_out["Timelimit"]) == {f"00:{FIRST_LIMIT_MIN:02d}:00"}
@@ -202,6 +226,20 @@ def test_a_timed_out_training_is_retried_with_more_runtime_and_resumes(cluster_r
     assert sum(m is not None for m in resumed) == len(timed_out)
     assert all(int(m[1]) >= 1 for m in resumed if m)
     assert not any(p.exists() for p in run_files(work, "last.pt"))
+
+
+def test_a_killed_prediction_reruns_without_retraining(cluster_run):
+    jobs, killed = cluster_run["jobs"], cluster_run["killed"]
+    assert len(killed) == 1
+    dataset, model, strategy = Path(killed[0]).parent.parts[-3:]
+    cell = f"wildcards_{dataset}_{model}_{strategy}"
+    predictions = jobs[jobs["Comment"] == f"rule_predict_{cell}"]
+    assert list(predictions["State"]) == ["FAILED", "COMPLETED"]
+    trainings = jobs[jobs["Comment"] == f"rule_train_{cell}"]
+    assert (trainings["State"] == "COMPLETED").sum() == 1
+    assert trainings["JobID"].astype(int).max() < predictions["JobID"].astype(int).min()
+    log = cluster_run["work"] / f"logs/train/{dataset}/{model}/{strategy}.log"
+    assert log.read_text().count("epoch 200/200") == 1
 
 
 def test_cluster_results_equal_a_local_run(cluster_run):

@@ -14,8 +14,6 @@ rule predict:
         "logs/predict/{dataset}/{model}/{strategy}.log",
     benchmark:
         "logs/benchmarks/predict/{dataset}/{model}/{strategy}.tsv"
-    group:
-        "run"
     conda:
         "../../envs/train.yaml"
     threads: run_threads

@@ -3,7 +3,9 @@
 # (deliberately not an output, so Snakemake keeps it across attempts), which the job removes once
 # training is complete. The job reruns only when the run's training identity changes
 # (densebench.identity): editing a record's description or an execution setting retrains nothing.
-# On a cluster, training and prediction of a run share one job (group "run").
+# Training and prediction are separate cluster jobs, not one group job: Snakemake removes the
+# outputs of every job of a failed group, so a group killed while predicting would lose best.pt
+# and retrain.
 
 
 rule train:
@@ -17,8 +19,6 @@ rule train:
         "logs/train/{dataset}/{model}/{strategy}.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{model}/{strategy}.tsv"
-    group:
-        "run"
     conda:
         "../../envs/train.yaml"
     threads: run_threads
