@@ -7,7 +7,6 @@ towers' keys the loader must ignore) at reduced depth, in the real file format (
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from pathlib import Path
@@ -22,47 +21,23 @@ from timm.layers import resample_abs_pos_embed
 from densebench.models.backbone import build_backbone
 from densebench.models.families.conch import CHECKPOINT_LAYOUTS
 from densebench.models.strategies import apply_encoder_strategy
-from tests.conftest import FIXTURES
+from tests.models.backbone_helpers import (
+    keys_of_first_blocks,
+    meta_backbone,
+    read_keys,
+    record_for,
+)
 
 MODELS = ("conch_v1", "conch_v1_5")
-KEYS_DIR = FIXTURES / "checkpoint_keys"
 PAPER_PARAMS_M = {"conch_v1": 85.8, "conch_v1_5": 304.0}
 """Trunk sizes in protocol.md section 1 (params column, own timm count)."""
 DEPTH = 2
 """Reduced depth of the real-tensor tests."""
 
 
-def read_keys(name: str) -> list[str]:
-    """The model's checkpoint key names (test data), comments dropped."""
-    lines = (KEYS_DIR / f"{name}.txt").read_text().splitlines()
-    return [line for line in lines if line and not line.startswith("#")]
-
-
 def first_blocks(keys: list[str], depth: int = DEPTH) -> list[str]:
     """Keys outside numbered blocks plus those of the first `depth` blocks of every tower."""
-    block = re.compile(r"(?:blocks|resblocks|cross_attn)\.(\d+)\.")
-    return [k for k in keys if not (m := block.search(k)) or int(m.group(1)) < depth]
-
-
-def record_for(registries, name: str, random: bool = True, **kwargs) -> dict:
-    """A copy of the registry record, random-init unless told otherwise, kwargs overridden."""
-    record = copy.deepcopy(registries.models[name])
-    record["kwargs"].update(kwargs)
-    if random:
-        record["weights"] = "random"
-    return record
-
-
-META_BACKBONES: dict = {}
-"""Full-size meta backbones, built once per model (tests only read them)."""
-
-
-def meta_backbone(registries, name: str):
-    """The full-size backbone on the meta device."""
-    if name not in META_BACKBONES:
-        with torch.device("meta"):
-            META_BACKBONES[name] = build_backbone(name, record_for(registries, name))
-    return META_BACKBONES[name]
+    return keys_of_first_blocks(keys, r"(?:blocks|resblocks|cross_attn)\.(\d+)\.", depth)
 
 
 def synthetic_checkpoint(registries, name: str, folder: Path, seed: int = 0, **kwargs):

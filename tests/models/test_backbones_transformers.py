@@ -8,7 +8,6 @@ local_files_only.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -21,10 +20,14 @@ import torch
 from safetensors.torch import save_file
 
 from densebench.models.backbone import build_backbone
-from tests.conftest import FIXTURES
+from tests.models.backbone_helpers import (
+    keys_of_first_blocks,
+    meta_backbone,
+    read_keys,
+    record_for,
+)
 
 MODELS = ("phikon", "phikon_v2", "midnight12k", "hibou_l")
-KEYS_DIR = FIXTURES / "checkpoint_keys"
 
 PAPER_PARAMS_M = {"phikon": 85.8, "phikon_v2": 303.0, "midnight12k": 1135.0, "hibou_l": 303.0}
 """Encoder sizes in protocol.md section 1 (params column, own count)."""
@@ -57,37 +60,9 @@ def hub_to_module(key: str, arch: str) -> str:
     return key
 
 
-def read_keys(name: str) -> list[str]:
-    """The model's checkpoint key names (test data), comments dropped."""
-    lines = (KEYS_DIR / f"{name}.txt").read_text().splitlines()
-    return [line for line in lines if line and not line.startswith("#")]
-
-
 def first_blocks(keys: list[str], depth: int = DEPTH) -> list[str]:
     """Keys of the embeddings, the final norm and the first `depth` blocks."""
-    block = re.compile(r"encoder\.layer\.(\d+)\.")
-    return [k for k in keys if not (m := block.search(k)) or int(m.group(1)) < depth]
-
-
-def record_for(registries, name: str, random: bool = True, **kwargs) -> dict:
-    """A copy of the registry record, random-init unless told otherwise, kwargs overridden."""
-    record = copy.deepcopy(registries.models[name])
-    record["kwargs"].update(kwargs)
-    if random:
-        record["weights"] = "random"
-    return record
-
-
-META_BACKBONES: dict = {}
-"""Full-size meta backbones, built once per model (tests only read them)."""
-
-
-def meta_backbone(registries, name: str):
-    """The full-size backbone on the meta device."""
-    if name not in META_BACKBONES:
-        with torch.device("meta"):
-            META_BACKBONES[name] = build_backbone(name, record_for(registries, name))
-    return META_BACKBONES[name]
+    return keys_of_first_blocks(keys, r"encoder\.layer\.(\d+)\.", depth)
 
 
 def hub_config(record: dict, **overrides) -> dict:
