@@ -32,3 +32,8 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+rule report:
+    input:
+        summary_files(config["results_source"]),

@@ -44,6 +44,7 @@ HOW = {
     ".venv/bin/snakemake --configfile config/demo.yaml --cores 2 results/figures/figure3.pdf": (
         "dry-run"
     ),
+    ".venv/bin/snakemake --cores 2 report --config results_source=published": "dry-run",
     "python3 -m venv .venv && .venv/bin/pip install -e '.[slurm]'": "pip dry-run",
     PROFILE_INSTALL: "run in home",
     ".venv/bin/snakemake --profile workflow/profiles/slurm -n all": "run",

@@ -197,6 +197,34 @@ def cmd_figure3(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_fetch_published(args: argparse.Namespace) -> None:
+    """Download one published results file at the pinned commit, sha256-verified."""
+    from densebench.report.published import fetch_published
+
+    fetch_published(args.stem, args.sha256, args.out, url=args.url)
+
+
+def cmd_summaries(args: argparse.Namespace) -> None:
+    """Best model per dataset and average-rank leaderboard of a results source."""
+    import pandas as pd
+
+    from densebench.report.published import check_published, import_published
+    from densebench.report.ranking import Grid, write_summaries
+
+    tables = {}
+    if args.reproduced is not None:
+        tables["reproduced"] = pd.read_csv(args.reproduced)
+    if args.published:
+        for record in args.published.values():
+            check_published(Path(record["path"]), record["sha256"])
+        parts = [import_published(Path(r["path"]), s) for s, r in args.published.items()]
+        tables["published"] = pd.concat(parts, ignore_index=True)
+    if not tables:
+        raise ValueError("densebench summaries: pass --reproduced and/or --published")
+    for path in write_summaries(tables, Grid.from_json(args.grid), args.out_dir):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     """Print trainable and total parameters of a (model, strategy) on a dataset (meta device)."""
     from densebench.config import load_config, registry_path
@@ -328,6 +356,34 @@ def build_parser() -> argparse.ArgumentParser:
             (("--metric",), {"default": "Mean_Dice"}),
             (("--strategies",), {"nargs": "*"}),
             (("--display-names",), names),
+        ],
+    )
+    add(
+        sub,
+        "fetch-published",
+        cmd_fetch_published,
+        [
+            (("--stem",), req),
+            (("--sha256",), req),
+            (("--out",), path),
+            (
+                ("--url",),
+                {"default": None, "help": "default: the pinned commit's Data/<stem>.json"},
+            ),
+        ],
+    )
+    add(
+        sub,
+        "summaries",
+        cmd_summaries,
+        [
+            (("--grid",), js),
+            (("--out-dir",), path),
+            (("--reproduced",), opt_path),
+            (
+                ("--published",),
+                {"type": json_arg, "default": None, "help": "{strategy: {path, sha256}}"},
+            ),
         ],
     )
     add(

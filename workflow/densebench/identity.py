@@ -48,7 +48,7 @@ MODEL_DESCRIPTIVE = frozenset(
 )
 """Model-record keys that do not change a trained run (the weights enter through their folder)."""
 
-STRATEGY_DESCRIPTIVE = frozenset({"display_name", "published", "notes"})
+STRATEGY_DESCRIPTIVE = frozenset({"display_name", "published", "published_sha256", "notes"})
 """Strategy-record keys that do not change a trained run."""
 
 TRAIN_EXECUTION = frozenset(

@@ -1,4 +1,5 @@
 # Shared helpers: config validation, the three registries, the grid, run specs.
+import json
 import os
 import sys
 from pathlib import Path
@@ -311,3 +312,76 @@ def final_outputs():
         "results/figures/figure3.png",
         "results/figures/figure3.pdf",
     ]
+
+
+def published_strategies():
+    """The grid's strategies that have published results (a pinned `published_sha256`)."""
+    return [s for s in STRATEGIES if "published_sha256" in REGISTRIES.strategies[s]]
+
+
+def published_file(strategy):
+    """Where a strategy's published results file lives: resources/published/<stem>.json."""
+    return f"resources/published/{REGISTRIES.strategies[strategy]['published']}.json"
+
+
+def published_sha256(stem):
+    """The pinned sha256 of the published file Data/<stem>.json."""
+    records = REGISTRIES.strategies.values()
+    return next(r["published_sha256"] for r in records if r["published"] == stem)
+
+
+def absent_published_pattern():
+    """Regex of the grid's published stems not on disk, the only files fetch_published makes: a
+    file present (downloaded earlier or dropped by hand) is then a plain input of the report,
+    never an output, so no flag (-F, --forcerun, --delete-all-output) deletes it."""
+    stems = [REGISTRIES.strategies[s]["published"] for s in published_strategies()]
+    absent = [s for s in stems if not Path(f"resources/published/{s}.json").exists()]
+    return alternatives(absent) if absent else "a^"  # a^: matches no name
+
+
+def summaries_inputs(wildcards):
+    """Inputs of a source's summaries: the results table and/or the published files."""
+    inputs = {}
+    if wildcards.source in ("reproduced", "merged"):
+        inputs["reproduced"] = "results/tables/results.csv"
+    if wildcards.source in ("published", "merged"):
+        inputs["published"] = [published_file(s) for s in published_strategies()]
+    return inputs
+
+
+def summaries_flags(wildcards, input):
+    """CLI flags of a source's inputs (input-derived: not a rerun trigger; the files are)."""
+    flags = []
+    if "reproduced" in input.keys():
+        flags.append(f"--reproduced {input.reproduced}")
+    if "published" in input.keys():
+        files = {
+            s: {
+                "path": published_file(s),
+                "sha256": REGISTRIES.strategies[s]["published_sha256"],
+            }
+            for s in published_strategies()
+        }
+        flags.append(f"--published '{canonical(files)}'")
+    return " ".join(flags)
+
+
+def report_grid_json():
+    """The grid the summaries cover, in config order, with display names and categories."""
+    grid = {"models": MODELS, "datasets": DATASETS, "strategies": STRATEGIES}
+    names = json.loads(display_names_json())
+    categories = {d: REGISTRIES.datasets[d]["category"] for d in DATASETS}
+    return canonical({**grid, "names": names, "categories": categories})
+
+
+SUMMARY_TABLES = ("dataset_sota", "average_rank")
+
+
+def summary_files(source):
+    """The summary tables of a results source, CSV and Markdown."""
+    return expand(
+        "results/report/{source}/tables/{name}.{ext}",
+        source=source,
+        name=SUMMARY_TABLES,
+        ext=("csv", "md"),
+    )

@@ -4,6 +4,11 @@ The JSON maps dataset -> model -> metric -> {mean, ci_lower, ci_upper}, the 8 he
 ``METRICS`` only. Rows get source "published" and the schema of
 ``densebench.report.aggregate`` (``boot_mean`` = the published mean; no point value, standard
 deviation or counts), so they combine with the reproduced rows in one table.
+
+The files come from the authors' repository at a pinned commit (``PUBLISHED_URL``), each checked
+against the sha256 its strategy record pins (``published_sha256`` in config/strategies.yaml).
+``fetch_published`` downloads one (resumable, verified, atomic rename: a mismatch leaves no file);
+``check_published`` verifies one before it is read, downloaded or dropped by hand alike.
 """
 
 from __future__ import annotations
@@ -13,11 +18,62 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from densebench.data.download import ChecksumError, fetch, sha256sum
 from densebench.evaluate.metrics import METRICS
 from densebench.report.aggregate import COLUMNS, empty_table, tidy
 
 if TYPE_CHECKING:
     import pandas as pd
+
+PUBLISHED_COMMIT = "4889b1e9abf179d25cc3d8a5902a60fda82a5c93"
+PUBLISHED_URL = (
+    "https://raw.githubusercontent.com/M4A1TasteGood/PFM-DenseBench/{commit}/Data/{stem}.json"
+)
+"""Where the published results live (reference/protocol.md §6), at ``PUBLISHED_COMMIT``."""
+
+
+def published_url(stem: str, commit: str = PUBLISHED_COMMIT) -> str:
+    """URL of the published results file ``Data/<stem>.json`` at a commit."""
+    return PUBLISHED_URL.format(commit=commit, stem=stem)
+
+
+def _mismatch(path: Path, got: str, expected: str, origin: str) -> ChecksumError:
+    """The error of a published file whose sha256 is not the pinned one."""
+    return ChecksumError(
+        f"{path} ({origin}): sha256 {got} but {expected} was expected (published_sha256 of its "
+        f"strategy in config/strategies.yaml); remedy: delete {path} and rerun to download it "
+        f"again, or drop by hand the file of commit {PUBLISHED_COMMIT} (Data/{Path(path).name})"
+    )
+
+
+def check_published(path: Path, sha256: str) -> None:
+    """Raise ChecksumError naming the file, both checksums and the remedy when they differ."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: published results file missing; run `snakemake report` with internet "
+            f"access or drop {published_url(path.stem)} there by hand"
+        )
+    got = sha256sum(path)
+    if got != sha256:
+        raise _mismatch(path, got, sha256, "published results file")
+
+
+def fetch_published(stem: str, sha256: str, dest: Path, url: str | None = None) -> Path:
+    """Download ``Data/<stem>.json`` (or ``url``) to dest, verified; a mismatch leaves no file.
+
+    The download resumes from a hidden partial file beside dest and takes dest's name only once
+    its sha256 is the pinned one.
+    """
+    url = url or published_url(stem)
+    dest = Path(dest)
+    whole = fetch(url, dest.parent / f".{dest.name}.download")
+    got = sha256sum(whole)
+    if got != sha256:
+        whole.unlink()
+        raise _mismatch(dest, got, sha256, f"downloaded from {url}; nothing was kept")
+    whole.replace(dest)
+    return dest
 
 
 def import_published(json_path: Path, strategy: str) -> pd.DataFrame:
