@@ -42,7 +42,11 @@ embeddedfolderview without that cap (gdown PR #453), not yet tried on the large 
 
 
 class ChecksumError(ValueError):
-    """A file does not have the sha256 its card declares."""
+    """A file does not have the sha256 its card declares (`got`, `expected`: both checksums)."""
+
+    def __init__(self, message: str, got: str = "", expected: str = "") -> None:
+        super().__init__(message)
+        self.got, self.expected = got, expected
 
 
 class RawDataError(ValueError):
@@ -67,7 +71,9 @@ def verify(path: Path, sha256: str | None, source: str) -> None:
         raise ChecksumError(
             f"{path.name} from {source}: sha256 {got} but the card expects {sha256}; the file is "
             "corrupt, truncated or a different version — delete it and fetch it again, or update "
-            "the card if the source changed"
+            "the card if the source changed",
+            got,
+            sha256,
         )
 
 

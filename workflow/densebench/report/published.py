@@ -62,18 +62,15 @@ def check_published(path: Path, sha256: str) -> None:
 def fetch_published(stem: str, sha256: str, dest: Path, url: str | None = None) -> Path:
     """Download ``Data/<stem>.json`` (or ``url``) to dest, verified; a mismatch leaves no file.
 
-    The download resumes from a hidden partial file beside dest and takes dest's name only once
-    its sha256 is the pinned one.
+    The download (``densebench.data.download.fetch``) resumes from a hidden partial file beside
+    dest and takes dest's name only once its sha256 is the pinned one.
     """
     url = url or published_url(stem)
-    dest = Path(dest)
-    whole = fetch(url, dest.parent / f".{dest.name}.download")
-    got = sha256sum(whole)
-    if got != sha256:
-        whole.unlink()
-        raise _mismatch(dest, got, sha256, f"downloaded from {url}; nothing was kept")
-    whole.replace(dest)
-    return dest
+    try:
+        return fetch(url, Path(dest), sha256)
+    except ChecksumError as err:
+        origin = f"downloaded from {url}; nothing was kept"
+        raise _mismatch(Path(dest), err.got, sha256, origin) from err
 
 
 def import_published(json_path: Path, strategy: str) -> pd.DataFrame:

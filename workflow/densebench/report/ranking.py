@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densebench.atomic import write_table, write_text
+from densebench.report.aggregate import headline_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,13 +73,10 @@ class Grid:
 
 def metric_cells(table: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC) -> pd.DataFrame:
     """Headline rows of ``metric`` inside the grid, in grid order (strategy, model, dataset)."""
-    rows = (
-        table[(table["metric"] == metric) & table["class"].isna()]
-        if "class" in table
-        else (table[table["metric"] == metric])
-    )
+    rows = headline_rows(table)
     rows = rows[
-        rows["dataset"].isin(grid.datasets)
+        (rows["metric"] == metric)
+        & rows["dataset"].isin(grid.datasets)
         & rows["model"].isin(grid.models)
         & rows["strategy"].isin(grid.strategies)
         & rows["boot_mean"].notna()
@@ -148,13 +146,14 @@ def average_rank(table: pd.DataFrame, grid: Grid, source: str) -> pd.DataFrame:
     ranks = ranks.assign(category=ranks["dataset"].map(grid.categories))
     models = [m for m in grid.models if m in set(ranks["model"])]
     by_model = ranks.groupby("model")["rank"]
+    sizes, means = by_model.size(), by_model.mean()
     out = pd.DataFrame(
         {
             "source": source,
             "model": models,
             "model_name": [grid.name("models", m) for m in models],
-            "comparisons": [int(by_model.size()[m]) for m in models],
-            "overall": [float(by_model.mean()[m]) for m in models],
+            "comparisons": [int(sizes[m]) for m in models],
+            "overall": [float(means[m]) for m in models],
         }
     )
     for column, key in [
