@@ -1,6 +1,7 @@
 # PFM-DenseBench: dense prediction with pathology foundation models, as a Snakemake workflow.
-# Results-path convention: results/runs/{dataset}/{model}/{strategy}/<file>; tables under
-# results/tables/, figures under results/figures/, logs under logs/<rule>/.
+# Results-path convention: results/runs/{dataset}/{model}/{strategy}/<file>, the results table
+# results/tables/results.csv, each results source's report under results/report/<source>/,
+# logs under logs/<rule>/.
 # Default config: the paper grid (config/config.yaml). The demo: --configfile config/demo.yaml.
 from snakemake.utils import min_version
 
@@ -8,6 +9,10 @@ min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+# `snakemake --report results/report.html`: the workflow's description (captions per product).
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -22,6 +27,7 @@ include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/figures.smk"
 
 
 onstart:
@@ -34,6 +40,8 @@ rule all:
         final_outputs(),
 
 
+# Every figure and table of one results source (config results_source), nothing else:
+# `snakemake --cores 2 report --config results_source=published` trains nothing.
 rule report:
     input:
-        summary_files(config["results_source"]),
+        report_files(config["results_source"]),

@@ -256,7 +256,7 @@ def test_cluster_results_equal_a_local_run(cluster_run):
         pd.testing.assert_frame_equal(pd.read_csv(ours)[columns], pd.read_csv(theirs)[columns])
     scores = "results/scores/demo_glands.csv"
     assert (work / scores).read_bytes() == (local / scores).read_bytes()
-    for product in ("results/tables/results.csv", "results/figures/figure3.pdf"):
+    for product in ("results/tables/results.csv", "results/report/reproduced/figures/figure3.pdf"):
         assert (work / product).is_file()
 
 

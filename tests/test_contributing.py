@@ -288,8 +288,8 @@ def subcommands() -> set[str]:
 
 
 def test_every_report_rule_is_a_target_and_calls_a_densebench_command(scratch):
-    report = (REPO / "workflow/rules/report.smk").read_text()
-    rules = re.findall(r"^rule (\w+):", report, re.MULTILINE)
+    text = "".join((REPO / f"workflow/rules/{n}.smk").read_text() for n in ("report", "figures"))
+    rules = re.findall(r"^rule (\w+):", text, re.MULTILINE)
     # reachable from `all` (final_outputs) or from the `report` target of the merged source
     merged = planned(scratch.workdir, ["report", "--config", "results_source=merged"])
     assert rules and set(rules) <= set(scratch.plan) | set(merged)
@@ -299,7 +299,7 @@ def test_every_report_rule_is_a_target_and_calls_a_densebench_command(scratch):
 
 
 def test_an_existing_figure_is_planned_by_its_target(scratch):
-    figure = "results/figures/figure3.pdf"
+    figure = "results/report/reproduced/figures/figure3.pdf"
     assert planned(scratch.workdir, [figure]) == {}
     assert planned(scratch.workdir, [figure, "--forcerun", "figure3"]) == {"figure3": 1, "total": 1}
 

@@ -186,7 +186,7 @@ def test_a_rules_env_holds_what_its_command_imports(rule):
 
 def test_report_and_data_envs_leave_torch_out():
     assert "torch" not in env_pins("report") and "torch" not in env_pins("data")
-    assert "torch" not in distributions(command_imports("score") | command_imports("figure3"))
+    assert "torch" not in distributions(command_imports("score") | command_imports("figure"))
 
 
 def test_post_deploy_installs_the_package_from_any_directory(tmp_path):

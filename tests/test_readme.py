@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.workflow
 DOCS = ("README.md", "config/README.md")
@@ -28,6 +28,11 @@ RUNNERS = ("make ", ".venv/bin/", "snakemake ", "densebench ", "python ", "pytes
 PROFILE_INSTALL = (
     "mkdir -p ~/.config/snakemake && cp -r workflow/profiles/slurm ~/.config/snakemake/slurm"
 )
+DEMO_FIGURE = (
+    ".venv/bin/snakemake --configfile config/demo.yaml --cores 2"
+    " results/report/reproduced/figures/figure3.pdf"
+)
+PUBLISHED_REPORT = ".venv/bin/snakemake --cores 2 report --config results_source=published"
 HOW = {
     "make venv": "make -n",
     "make demo": "make -n",
@@ -41,16 +46,19 @@ HOW = {
     ".venv/bin/densebench preflight --out preflight.tsv": "run",
     ".venv/bin/densebench params --model PathOrchestra --strategy lora --dataset GlaS": "run",
     ".venv/bin/snakemake --cores 1 resources/weights/<model>": "dry-run",
-    ".venv/bin/snakemake --configfile config/demo.yaml --cores 2 results/figures/figure3.pdf": (
-        "dry-run"
+    DEMO_FIGURE: "dry-run",
+    PUBLISHED_REPORT: "run with published drops",
+    ".venv/bin/snakemake report --report results/report.html --config results_source=published": (
+        "run after the published report"
     ),
-    ".venv/bin/snakemake --cores 2 report --config results_source=published": "dry-run",
     "python3 -m venv .venv && .venv/bin/pip install -e '.[slurm]'": "pip dry-run",
     PROFILE_INSTALL: "run in home",
     ".venv/bin/snakemake --profile workflow/profiles/slurm -n all": "run",
     ".venv/bin/snakemake --profile slurm all": "dry-run in home",
 }
-"""Each documented command -> how it is exercised here: `make -n`; `run` as written;
+"""Each documented command -> how it is exercised here: `make -n`; `run` as written (`with
+published drops`: the committed published files dropped into resources/published/ first, as an
+offline user would; `after the published report`: that report rendered first);
 `dry-run` with -n added; `pip dry-run`: the pip install of the line with --dry-run (the venv
 exists); `run in home` / `dry-run in home`: with HOME a fresh folder of the clone, where the
 profile install puts the user's `slurm` profile first."""
@@ -130,6 +138,13 @@ def test_documented_command_works_as_written(clone, command):
         env["HOME"] = str(clone / f"home-{len(command)}")
         if command != PROFILE_INSTALL:
             subprocess.run(["bash", "-c", PROFILE_INSTALL], cwd=clone, env=env, check=True)
+    if "published" in HOW[command]:
+        drop = clone / "resources/published"
+        drop.mkdir(parents=True, exist_ok=True)
+        for path in (FIXTURES / "published").glob("*.json"):
+            shutil.copy(path, drop / path.name)
+    if HOW[command] == "run after the published report":
+        subprocess.run(shlex.split(PUBLISHED_REPORT), cwd=clone, env=env, check=True, timeout=300)
     result = subprocess.run(
         exercised(command, HOW[command]),
         cwd=clone,
@@ -140,6 +155,8 @@ def test_documented_command_works_as_written(clone, command):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{command}:\n{output[-3000:]}"
+    if "--report" in command:
+        assert (clone / "results/report.html").stat().st_size > 100_000
     if "preflight" in command:  # a real job that calls `densebench`: found without the venv
         table = pd.read_csv(clone / command.split()[-1 if "densebench" in command else 3], sep="\t")
         assert len(table) == 17 and set(table["status"]) == {"offline"}

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.workflow
 BIN = Path(sys.executable).parent
@@ -197,17 +197,30 @@ def test_reduced_demo_end_to_end(demo_run):
     assert set(table["model"]) == {"demo_vit_p8", "demo_vit_p14_reg4"}
     assert (headline["ci_lower"] <= headline["ci_upper"]).all()
     assert headline["boot_mean"].between(0, 1).all()
+    report = workdir / "results/report/reproduced"
     for strategy in ("frozen", "lora"):
-        markdown = (workdir / f"results/tables/demo_glands/{strategy}.md").read_text()
+        markdown = (report / f"tables/per_strategy/demo_glands/{strategy}.md").read_text()
         assert "Demo ViT/8" in markdown and "Demo ViT/14+reg4" in markdown
-        wide = pd.read_csv(workdir / f"results/tables/demo_glands/{strategy}.csv")
+        wide = pd.read_csv(report / f"tables/per_strategy/demo_glands/{strategy}.csv")
         assert len(wide) == 2 and "Mean_Dice_ci_lower" in wide.columns
+        assert (report / f"tables/per_class/demo_glands/{strategy}.tex").is_file()
+    # the same figures and tables as the published source's report (tests/report/
+    # test_report_workflow.py), one heat map per strategy, plus what needs our runs
+    from tests.report.test_report_workflow import FIGURES, TABLES
+
+    names = [*FIGURES, "heatmap_frozen", "heatmap_lora"]
+    assert {p.name for p in (report / "figures").iterdir()} == {
+        f"{n}.{e}" for n in names for e in ("png", "pdf")
+    }
+    tables = {*TABLES, "model_cards", "dataset_cards"}
+    assert {p.name for p in (report / "tables").iterdir() if p.is_file()} == {
+        f"{n}.{e}" for n in tables for e in ("csv", "md", "tex")
+    }
+    paired = pd.read_csv(report / "tables/paired_bootstrap/demo_glands.csv")
+    assert len(paired) == 2 + 2  # a pair of models per strategy, a pair of strategies per model
     from PIL import Image
 
-    png = workdir / "results/figures/figure3.png"
-    assert (
-        Image.open(png).size[0] > 500 and (workdir / "results/figures/figure3.pdf").stat().st_size
-    )
+    assert Image.open(report / "figures/figure3.png").size[0] > 500
     run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"
     assert {p.name for p in run_dir.iterdir()} == {
         "best.pt",
@@ -218,7 +231,7 @@ def test_reduced_demo_end_to_end(demo_run):
     assert planned(workdir, run) == {}  # a second run has nothing to do
 
 
-def test_descriptive_and_execution_edits_redo_nothing(demo_run):
+def test_descriptive_and_execution_edits_redo_only_what_prints_them(demo_run):
     workdir, run = demo_run
 
     def describe_model(models):
@@ -231,12 +244,41 @@ def test_descriptive_and_execution_edits_redo_nothing(demo_run):
         workdir / "test_config.yaml",
         lambda c: c["train"].update(num_workers=1, compile=True, channels_last=False),
     )
-    assert planned(workdir, run) == {}
+    # the model card prints the licence and the size, Figure 4 plots the size: only they
+    assert planned(workdir, run) == {"cards": 1, "figure4": 1, "all": 1, "total": 3}
+    snakemake(workdir, *run)
+    assert "CC0-1.0" in (workdir / "results/report/reproduced/tables/model_cards.md").read_text()
     # A display name is printed in the tables and the figure: only they are redone.
     edit_yaml(workdir / "models.yaml", lambda m: m["demo_vit_p8"].update(display_name="ViT-8"))
-    assert planned(workdir, run) == {"strategy_tables": 1, "figure3": 1, "all": 1, "total": 3}
+    redone = planned(workdir, run)
+    assert not {"train", "predict", "score", "aggregate"} & set(redone)
+    assert {"strategy_tables", "figure3", "summaries", "cards"} <= set(redone)
     snakemake(workdir, *run)
-    assert "ViT-8" in (workdir / "results/tables/demo_glands/lora.md").read_text()
+    report = workdir / "results/report/reproduced"
+    assert "ViT-8" in (report / "tables/per_strategy/demo_glands/lora.md").read_text()
+    assert "ViT-8" in (report / "tables/model_cards.md").read_text()
+
+
+def test_merged_report_ranks_our_runs_beside_the_published(demo_run):
+    workdir, run = demo_run
+    drop = workdir / "resources/published"
+    drop.mkdir(parents=True, exist_ok=True)
+    for path in (FIXTURES / "published").glob("*.json"):
+        shutil.copy(path, drop / path.name)
+    merged = ["report", *run, "--config", "results_source=merged"]
+    dry = job_counts(snakemake(workdir, *merged, "-n", "--quiet", "rules").stdout)
+    assert not {"train", "predict", "score", "aggregate", "fetch_published"} & set(dry)
+    assert dry["reproduction"] == 1 and dry["heatmap"] == 5
+    snakemake(workdir, *merged)
+    tables = workdir / "results/report/merged/tables"
+    ranks = pd.read_csv(tables / "average_rank.csv").set_index("model")
+    assert len(ranks) == 17 + 2 and ranks.loc["demo_vit_p8", "source"] == "reproduced"
+    assert ranks.loc["hoptimus_0", "source"] == "published"
+    assert "Demo ViT/8\u2020" in (tables / "average_rank.md").read_text()  # marked
+    sota = pd.read_csv(tables / "dataset_sota.csv").set_index("dataset")
+    assert sota.loc["demo_glands", "source"] == "reproduced" and len(sota) == 18 + 1
+    html = (workdir / "results/report/reproduction.html").read_text()
+    assert html.startswith("<!doctype html>") and "Demo glands" in html
 
 
 def test_deleted_prediction_only_repredicts(demo_run):

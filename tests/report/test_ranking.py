@@ -99,7 +99,7 @@ def test_registry_categories_match_the_protocol(paper_grid):
 
 
 def test_dataset_sota_is_the_protocol_table(published, paper_grid):
-    sota = dataset_sota(published, paper_grid, "published")
+    sota = dataset_sota(published, paper_grid)
     got = [
         (
             r.dataset,
@@ -119,7 +119,7 @@ def test_dataset_sota_is_the_protocol_table(published, paper_grid):
 
 
 def test_average_rank_leaderboard_is_the_protocol_one(published, paper_grid):
-    ranks = average_rank(published, paper_grid, "published")
+    ranks = average_rank(published, paper_grid)
     top5 = [(r.model, round(r.overall, 2)) for r in ranks.head(5).itertuples()]
     assert top5 == PROTOCOL_TOP5
     assert set(ranks["comparisons"]) == {90}
@@ -160,10 +160,10 @@ def test_sota_tie_goes_to_the_first_strategy_then_model_in_grid_order():
             ("D", "s2", "m2"): 0.9,
         }
     )
-    best = dataset_sota(table, grid, "reproduced").iloc[0]
+    best = dataset_sota(table, grid).iloc[0]
     assert (best.strategy, best.model) == ("s1", "m2")  # s1 comes before s2 in the grid
     reordered = Grid(["D"], ["m2", "m1"], ["s2", "s1"], {"D": "gland"})
-    best = dataset_sota(table, reordered, "reproduced").iloc[0]
+    best = dataset_sota(table, reordered).iloc[0]
     assert (best.strategy, best.model) == ("s2", "m2")
 
 
@@ -179,7 +179,7 @@ def test_ranks_by_position_with_ties_in_model_order():
             ("E", "s", "c"): 0.2,
         }
     )
-    ranks = average_rank(table, grid, "reproduced").set_index("model")
+    ranks = average_rank(table, grid).set_index("model")
     # D: c=1, a=2, b=3 (tie a/b by position); E: b=1, c=2, a=3
     assert ranks["overall"].to_dict() == {"c": 1.5, "a": 2.5, "b": 2.0}
     assert ranks["nuclear"].to_dict() == {"c": 1.0, "a": 2.0, "b": 3.0}
@@ -191,22 +191,34 @@ def test_ranks_by_position_with_ties_in_model_order():
 def test_cells_outside_the_grid_are_ignored():
     grid = Grid(["D"], ["a"], ["s"], {"D": "gland"})
     table = _cells({("D", "s", "a"): 0.5, ("D", "s", "zz"): 0.99, ("D", "other", "a"): 0.99})
-    assert dataset_sota(table, grid, "reproduced").iloc[0]["mean"] == 0.5
+    assert dataset_sota(table, grid).iloc[0]["mean"] == 0.5
 
 
-def test_merged_summaries_keep_each_source(tmp_path, published, paper_grid):
-    ours = published.assign(source="reproduced", boot_mean=published["boot_mean"] * 0.5)
-    paths = write_summaries({"reproduced": ours, "published": published}, paper_grid, tmp_path)
-    assert sorted(p.name for p in paths) == [
-        "average_rank.csv",
-        "average_rank.md",
-        "dataset_sota.csv",
-        "dataset_sota.md",
-    ]
+def test_merged_table_ranks_a_new_model_beside_the_published_ones(tmp_path, published, paper_grid):
+    from dataclasses import replace
+
+    from densebench.report.sources import merged_table
+
+    # our runs: a copy of UNI's published cells as a new model "mine" (+0.5: best everywhere)
+    # and a rerun of UNI itself (halved), which must not replace the published UNI cells
+    uni = published[published["model"] == "uni_v1"]
+    mine = uni.assign(model="mine", boot_mean=uni["boot_mean"] + 0.5, source="reproduced")
+    rerun = uni.assign(boot_mean=uni["boot_mean"] * 0.5, source="reproduced")
+    merged = merged_table(pd.concat([mine, rerun]), published)
+    grid = replace(paper_grid, models=[*paper_grid.models, "mine"]).within(merged)
+    assert grid.marked == {"mine"} and grid.name("models", "mine") == "mine\u2020"
+    paths = write_summaries(merged, grid, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(
+        f"{n}.{e}" for n in ("average_rank", "dataset_sota") for e in ("csv", "md", "tex")
+    )
     sota = pd.read_csv(tmp_path / "dataset_sota.csv")
-    assert sota.groupby("source").size().to_dict() == {"published": 18, "reproduced": 18}
-    glas = sota[sota["dataset"] == "GlaS"].set_index("source")["mean"]
-    assert glas["reproduced"] == pytest.approx(glas["published"] * 0.5)
+    assert set(sota["model"]) == {"mine"} and set(sota["source"]) == {"reproduced"}
+    ranks = pd.read_csv(tmp_path / "average_rank.csv").set_index("model")
+    assert ranks.loc["mine", "overall"] == 1.0 and ranks.loc["mine", "comparisons"] == 90
+    # the published models move down by one rank each: H-Optimus-0 is now second, 4.08 + 1
+    assert round(ranks.loc["hoptimus_0", "overall"], 2) == 5.08
+    assert ranks.loc["uni_v1", "source"] == "published"
     md = (tmp_path / "average_rank.md").read_text()
-    assert "| published | 1 | H-Optimus-0 | 4.08 |" in md
-    assert "| reproduced |" in md
+    assert "| 1 | mine\u2020 | **1.00** |" in md
+    tex = (tmp_path / "average_rank.tex").read_text()
+    assert "\\toprule" in tex and "\\textbf{1.00}" in tex and "\\underline{5.08}" in tex

@@ -6,6 +6,7 @@ internet on the login node would; the target must render both summary tables fro
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -33,26 +34,62 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+REPORT_RULES = {
+    "source_table": 1,
+    "strategy_tables": 1,
+    "summaries": 1,
+    "strategy_comparison": 1,
+    "friedman": 1,
+    "cards": 2,
+    "figure3": 1,
+    "figure4": 1,
+    "heatmap": 5,
+    "sota_chart": 1,
+    "rank_chart": 1,
+    "cd_diagram": 1,
+    "report": 1,
+}
+TABLES = ("dataset_sota", "average_rank", "strategy_comparison", "friedman")
+FIGURES = ("figure3", "figure4", "dataset_sota", "average_rank", "critical_difference")
+STRATEGIES = ("frozen", "lora", "dora", "cnn_adapter", "transformer_adapter")
+
+
 def test_published_report_schedules_no_training(workdir):
     dry = snakemake(workdir, *REPORT, "-n", "--quiet", "rules")
-    assert job_counts(dry.stdout) == {"summaries": 1, "report": 1, "total": 2}
+    assert job_counts(dry.stdout) == {**REPORT_RULES, "total": sum(REPORT_RULES.values())}
 
 
-def test_published_report_renders_both_tables_from_hand_drops(workdir):
+def test_published_report_renders_every_product_from_hand_drops(workdir):
     drops = {p.name: p.read_bytes() for p in (workdir / "resources/published").iterdir()}
     snakemake(workdir, "--cores", "2", *REPORT)
-    tables = workdir / "results/report/published/tables"
-    assert sorted(p.name for p in tables.iterdir()) == [
-        "average_rank.csv",
-        "average_rank.md",
-        "dataset_sota.csv",
-        "dataset_sota.md",
-    ]
+    root = workdir / "results/report/published"
+    tables, figures = root / "tables", root / "figures"
+    expected = {
+        f"{n}.{e}" for n in (*TABLES, "model_cards", "dataset_cards") for e in ("csv", "md", "tex")
+    }
+    assert {p.name for p in tables.iterdir() if p.is_file()} == expected
+    names = [*FIGURES, *(f"heatmap_{s}" for s in STRATEGIES)]
+    assert {p.name for p in figures.iterdir()} == {
+        f"{n}.{e}" for n in names for e in ("png", "pdf")
+    }
+    assert all(p.read_bytes()[:4] in (b"\x89PNG", b"%PDF") for p in figures.iterdir())
+    per_strategy = sorted(p.relative_to(tables) for p in tables.glob("per_strategy/*/*.csv"))
+    assert len(per_strategy) == 18 * 5  # the 90 per-(dataset, strategy) tables
+    # values against the committed files: GlaS x DoRA, best model first
+    data = json.loads((PUBLISHED / "dora.json").read_text())["GlaS"]
+    wide = pd.read_csv(tables / "per_strategy/GlaS/dora.csv")
+    best = max(data, key=lambda m: data[m]["Mean_Dice"]["mean"])
+    assert wide.loc[0, "model"] == best
+    assert wide.loc[0, "Mean_Dice"] == data[best]["Mean_Dice"]["mean"]
+    assert wide.loc[0, "mIoU_ci_upper"] == data[best]["mIoU"]["ci_upper"]
+    assert len(wide) == 17
     sota = pd.read_csv(tables / "dataset_sota.csv").set_index("dataset")
     assert sota.loc["GlaS", ["model_name", "strategy_name"]].tolist() == ["H-Optimus-1", "DoRA"]
     assert round(sota.loc["GlaS", "mean"], 4) == 0.9496
     ranks = pd.read_csv(tables / "average_rank.csv")
     assert ranks.loc[0, "model_name"] == "H-Optimus-0" and round(ranks.loc[0, "overall"], 2) == 4.08
+    friedman = pd.read_csv(tables / "friedman.csv")
+    assert (friedman["k"] == 17).all() and (friedman["n_blocks"] == 90).all()
     # the hand drops are inputs: still there, untouched, even after forcing every job
     snakemake(workdir, "--cores", "2", "--forceall", *REPORT)
     assert {p.name: p.read_bytes() for p in (workdir / "resources/published").iterdir()} == drops
@@ -63,7 +100,7 @@ def test_wrong_hand_drop_is_named_and_kept(workdir):
     drop.write_bytes(drop.read_bytes().replace(b"0.", b"1.", 1))
     result = snakemake(workdir, "--cores", "2", *REPORT, check=False)
     assert result.returncode != 0
-    log = (workdir / "logs/summaries/published.log").read_text()
+    log = (workdir / "logs/source_table/published.log").read_text()
     assert "resources/published/cnn.json" in log and "expected" in log
     assert drop.exists()
 

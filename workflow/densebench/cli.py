@@ -172,31 +172,6 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     write_table(aggregate(args.inputs), args.out)
 
 
-def cmd_tables(args: argparse.Namespace) -> None:
-    """Per-(dataset, strategy) tables of models x metrics."""
-    import pandas as pd
-
-    from densebench.report.tables import strategy_tables
-
-    strategy_tables(pd.read_csv(args.table), args.out_dir, args.display_names)
-
-
-def cmd_figure3(args: argparse.Namespace) -> None:
-    """Figure 3: per-dataset box plots of each strategy across models."""
-    import pandas as pd
-
-    from densebench.report.figures import figure3
-
-    figure3(
-        pd.read_csv(args.table),
-        args.png,
-        args.pdf,
-        metric=args.metric,
-        strategy_order=args.strategies,
-        display_names=args.display_names,
-    )
-
-
 def cmd_fetch_published(args: argparse.Namespace) -> None:
     """Download one published results file at the pinned commit, sha256-verified."""
     from densebench.report.published import fetch_published
@@ -204,24 +179,94 @@ def cmd_fetch_published(args: argparse.Namespace) -> None:
     fetch_published(args.stem, args.sha256, args.out, url=args.url)
 
 
+def report_inputs(args: argparse.Namespace):
+    """The source table and the grid cut to it (every report product starts here)."""
+    from densebench.report.grid import Grid
+    from densebench.report.sources import read_tidy
+
+    table = read_tidy(args.table)
+    return table, Grid.from_json(args.grid).within(table)
+
+
+def cmd_source_table(args: argparse.Namespace) -> None:
+    """The tidy table of one results source (reproduced, published or merged)."""
+    from densebench.atomic import write_table
+    from densebench.report.sources import source_table
+
+    write_table(source_table(args.source, args.reproduced, args.published), args.out)
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    """One kind of report table of a source's table (CSV, Markdown and LaTeX)."""
+    from densebench.report import stats, tables
+
+    table, grid = report_inputs(args)
+    writers = {
+        "per_strategy": lambda: tables.strategy_tables(table, grid, args.out),
+        "per_class": lambda: tables.class_tables(table, grid, args.out),
+        "strategy_comparison": lambda: tables.write_strategy_comparison(table, grid, args.out),
+        "friedman": lambda: stats.write_friedman(table, grid, args.out.parent),
+    }
+    if args.kind in ("per_strategy", "per_class"):
+        args.out.mkdir(parents=True, exist_ok=True)  # a folder of tables (may stay empty)
+    for path in writers[args.kind]():
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def cmd_summaries(args: argparse.Namespace) -> None:
-    """Best model per dataset and average-rank leaderboard of a results source."""
-    import pandas as pd
+    """Best model per dataset and average-rank leaderboard of a source's table."""
+    from densebench.report.ranking import write_summaries
 
-    from densebench.report.published import check_published, import_published
-    from densebench.report.ranking import Grid, write_summaries
+    table, grid = report_inputs(args)
+    for path in write_summaries(table, grid, args.out_dir):
+        print(f"wrote {path}", file=sys.stderr)
 
-    tables = {}
-    if args.reproduced is not None:
-        tables["reproduced"] = pd.read_csv(args.reproduced)
-    if args.published:
-        for record in args.published.values():
-            check_published(Path(record["path"]), record["sha256"])
-        parts = [import_published(Path(r["path"]), s) for s, r in args.published.items()]
-        tables["published"] = pd.concat(parts, ignore_index=True)
-    if not tables:
-        raise ValueError("densebench summaries: pass --reproduced and/or --published")
-    for path in write_summaries(tables, Grid.from_json(args.grid), args.out_dir):
+
+def cmd_cards(args: argparse.Namespace) -> None:
+    """Model or dataset cards (the paper's Tables A1/B1) from registry records."""
+    from densebench.report.tables import write_cards
+
+    for path in write_cards(args.records, args.kind, args.out):
+        print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_figure(args: argparse.Namespace) -> None:
+    """One report figure of a source's table, as PNG and PDF."""
+    from densebench.report.figures import FIGURES, save_figure
+    from densebench.report.stats import build_cd_diagram
+
+    table, grid = report_inputs(args)
+    builders = {**FIGURES, "critical_difference": build_cd_diagram}
+    given = {"strategy": args.strategy, "metric": args.metric}
+    options = {k: v for k, v in given.items() if v is not None}
+    save_figure(builders[args.kind](table, grid, **options), args.png, args.pdf)
+
+
+def cmd_paired_bootstrap(args: argparse.Namespace) -> None:
+    """Paired bootstrap differences of a dataset's runs on the same test images."""
+    from densebench.report.grid import Grid
+    from densebench.report.stats import paired_bootstrap_files, write_paired
+
+    grid = Grid.from_json(args.grid)
+    options = {"definitions": args.definitions, "exclude_background": args.exclude_background}
+    frame = paired_bootstrap_files(
+        args.confusions, args.replicates, args.seed, **options, grid=grid
+    )
+    if set(frame["dataset"]) - {args.dataset}:
+        raise ValueError(f"paired-bootstrap --dataset {args.dataset}: runs of other datasets given")
+    write_paired(frame, grid, args.csv, args.md)
+
+
+def cmd_reproduction(args: argparse.Namespace) -> None:
+    """The reproduction report: our runs against the published results, cell by cell."""
+    from densebench.report.grid import Grid
+    from densebench.report.reproduction import write_reproduction
+    from densebench.report.sources import published_table, read_tidy
+
+    ours, paper = read_tidy(args.reproduced), published_table(args.published)
+    stem = args.out
+    paths = [stem.with_name(f"{stem.name}.{ext}") for ext in ("md", "html", "csv")]
+    for path in write_reproduction(ours, paper, Grid.from_json(args.grid), *paths):
         print(f"wrote {path}", file=sys.stderr)
 
 
@@ -338,26 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
         ],
     )
     add(sub, "aggregate", cmd_aggregate, [(("--out",), path), (("inputs",), paths)])
-    names = {"type": json_arg, "default": None}
-    add(
-        sub,
-        "tables",
-        cmd_tables,
-        [(("--table",), path), (("--out-dir",), path), (("--display-names",), names)],
-    )
-    add(
-        sub,
-        "figure3",
-        cmd_figure3,
-        [
-            (("--table",), path),
-            (("--png",), path),
-            (("--pdf",), path),
-            (("--metric",), {"default": "Mean_Dice"}),
-            (("--strategies",), {"nargs": "*"}),
-            (("--display-names",), names),
-        ],
-    )
     add(
         sub,
         "fetch-published",
@@ -372,18 +397,83 @@ def build_parser() -> argparse.ArgumentParser:
             ),
         ],
     )
+    source = [(("--table",), path), (("--grid",), js)]
     add(
         sub,
-        "summaries",
-        cmd_summaries,
+        "source-table",
+        cmd_source_table,
         [
-            (("--grid",), js),
-            (("--out-dir",), path),
+            (("--source",), {"choices": ("reproduced", "published", "merged"), "required": True}),
+            (("--out",), path),
             (("--reproduced",), opt_path),
             (
                 ("--published",),
                 {"type": json_arg, "default": None, "help": "{strategy: {path, sha256}}"},
             ),
+        ],
+    )
+    kinds = ("per_strategy", "per_class", "strategy_comparison", "friedman")
+    out_help = "a folder (per_strategy, per_class) or a file stem (.csv/.md/.tex are added)"
+    add(
+        sub,
+        "table",
+        cmd_table,
+        [
+            (("kind",), {"choices": kinds}),
+            *source,
+            (("--out",), {**path, "help": out_help}),
+        ],
+    )
+    add(sub, "summaries", cmd_summaries, [*source, (("--out-dir",), path)])
+    add(
+        sub,
+        "cards",
+        cmd_cards,
+        [
+            (("--kind",), {"choices": ("models", "datasets"), "required": True}),
+            (("--records",), js),
+            (("--out",), {**path, "help": "file stem (.csv/.md/.tex are added)"}),
+        ],
+    )
+    figures = ("figure3", "figure4", "heatmap", "dataset_sota", "average_rank")
+    add(
+        sub,
+        "figure",
+        cmd_figure,
+        [
+            (("kind",), {"choices": (*figures, "critical_difference")}),
+            *source,
+            (("--png",), path),
+            (("--pdf",), path),
+            (("--strategy",), {"default": None, "help": "the heat map's strategy"}),
+            (("--metric",), {"default": None, "help": "Figure 3's metric (default Mean_Dice)"}),
+        ],
+    )
+    add(
+        sub,
+        "paired-bootstrap",
+        cmd_paired_bootstrap,
+        [
+            (("--dataset",), req),
+            (("--grid",), js),
+            (("--replicates",), {"type": int, "default": 1000}),
+            (("--seed",), {"type": int, "default": 42}),
+            (("--definitions",), {"choices": ("paper", "standard"), "default": "paper"}),
+            (("--exclude-background",), {"action": "store_true"}),
+            (("--csv",), path),
+            (("--md",), path),
+            (("confusions",), paths),
+        ],
+    )
+    add(
+        sub,
+        "reproduction",
+        cmd_reproduction,
+        [
+            (("--reproduced",), path),
+            (("--published",), js),
+            (("--grid",), js),
+            (("--out",), {**path, "help": "file stem (.md/.html/.csv are added)"}),
         ],
     )
     add(

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from densebench.config import export_source, expose_commands
 from densebench.data.converters import converter_version
 from densebench.registry import Registries
+from densebench.report.tables import card_fields
 from densebench.resources import job_resources
 from densebench.spec import build_run_spec
 from densebench.identity import (
@@ -254,6 +255,11 @@ def parent_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
+def output_stem(wildcards, output):
+    """A job's first output without its extension (the stem its CLI writes formats to)."""
+    return str(Path(output[0]).with_suffix(""))
+
+
 def dataset_run_files(name):
     """Input function: one file of every run of the job's dataset."""
 
@@ -268,32 +274,6 @@ def dataset_run_files(name):
     return files
 
 
-def display_names_json():
-    """Display names of the grid's names for tables and figures, as JSON (so adding a record
-    outside the grid re-renders nothing)."""
-    grid = {"models": MODELS, "datasets": DATASETS, "strategies": STRATEGIES}
-    names = {
-        axis: {k: REGISTRIES.axis(axis)[k].get("display_name", k) for k in grid[axis]}
-        for axis in grid
-    }
-    return canonical(names)
-
-
-def strategy_table_files():
-    """Every per-(dataset, strategy) table, CSV and Markdown."""
-    return expand(
-        "results/tables/{dataset}/{strategy}.{ext}",
-        dataset=DATASETS,
-        strategy=STRATEGIES,
-        ext=("csv", "md"),
-    )
-
-
-def tables_root(wildcards, output):
-    """Folder holding the per-dataset table folders (parent of a table's dataset folder)."""
-    return str(Path(output[0]).parent.parent)
-
-
 def run_files(name):
     """One file of every run of the grid."""
     return expand(
@@ -303,20 +283,44 @@ def run_files(name):
 
 def final_outputs():
     """Targets of `all`: every run's checkpoint and predictions (so a deleted run is redone
-    with what depends on it), the results table, every strategy table and Figure 3."""
+    with what depends on it), the results table and the report of our runs."""
     return [
         *run_files("best.pt"),
         *run_files("confusion.npz"),
         "results/tables/results.csv",
-        *strategy_table_files(),
-        "results/figures/figure3.png",
-        "results/figures/figure3.pdf",
+        *report_files("reproduced"),
     ]
 
 
+# ---- report (workflow/rules/report.smk): one folder per results source -----------------
+REPORT_DIR = "results/report/{source}"
+SOURCE_PATTERN = "reproduced|published|merged"
+OURS_PATTERN = (
+    "reproduced|merged"  # the sources holding our runs (per-class rows, matrices)
+)
+
+
 def published_strategies():
-    """The grid's strategies that have published results (a pinned `published_sha256`)."""
-    return [s for s in STRATEGIES if "published_sha256" in REGISTRIES.strategies[s]]
+    """The strategies with published results (a pinned `published_sha256`), config order
+    first: the published source reports all of them."""
+    pinned = [
+        s
+        for s in REGISTRIES.strategies
+        if "published_sha256" in REGISTRIES.strategies[s]
+    ]
+    return [
+        *(s for s in STRATEGIES if s in pinned),
+        *(s for s in pinned if s not in STRATEGIES),
+    ]
+
+
+def report_strategies(source):
+    """The strategies a source's report covers (one heat map each)."""
+    if source == "reproduced":
+        return list(STRATEGIES)
+    if source == "published":
+        return published_strategies()
+    return [*STRATEGIES, *(s for s in published_strategies() if s not in STRATEGIES)]
 
 
 def published_file(strategy):
@@ -327,11 +331,11 @@ def published_file(strategy):
 def published_sha256(stem):
     """The pinned sha256 of the published file Data/<stem>.json."""
     records = REGISTRIES.strategies.values()
-    return next(r["published_sha256"] for r in records if r["published"] == stem)
+    return next(r["published_sha256"] for r in records if r.get("published") == stem)
 
 
 def absent_published_pattern():
-    """Regex of the grid's published stems not on disk, the only files fetch_published makes: a
+    """Regex of the published stems not on disk, the only files fetch_published makes: a
     file present (downloaded earlier or dropped by hand) is then a plain input of the report,
     never an output, so no flag (-F, --forcerun, --delete-all-output) deletes it."""
     stems = [REGISTRIES.strategies[s]["published"] for s in published_strategies()]
@@ -339,8 +343,20 @@ def absent_published_pattern():
     return alternatives(absent) if absent else "a^"  # a^: matches no name
 
 
-def summaries_inputs(wildcards):
-    """Inputs of a source's summaries: the results table and/or the published files."""
+def published_files_json():
+    """The published files with their pinned sha256, {strategy: {path, sha256}}."""
+    files = {
+        s: {
+            "path": published_file(s),
+            "sha256": REGISTRIES.strategies[s]["published_sha256"],
+        }
+        for s in published_strategies()
+    }
+    return canonical(files)
+
+
+def source_inputs(wildcards):
+    """Inputs of a source's table: the results table and/or the published files."""
     inputs = {}
     if wildcards.source in ("reproduced", "merged"):
         inputs["reproduced"] = "results/tables/results.csv"
@@ -349,39 +365,91 @@ def summaries_inputs(wildcards):
     return inputs
 
 
-def summaries_flags(wildcards, input):
+def source_flags(wildcards, input):
     """CLI flags of a source's inputs (input-derived: not a rerun trigger; the files are)."""
     flags = []
     if "reproduced" in input.keys():
         flags.append(f"--reproduced {input.reproduced}")
     if "published" in input.keys():
-        files = {
-            s: {
-                "path": published_file(s),
-                "sha256": REGISTRIES.strategies[s]["published_sha256"],
-            }
-            for s in published_strategies()
-        }
-        flags.append(f"--published '{canonical(files)}'")
+        flags.append(f"--published '{published_files_json()}'")
     return " ".join(flags)
 
 
-def report_grid_json():
-    """The grid the summaries cover, in config order, with display names and categories."""
-    grid = {"models": MODELS, "datasets": DATASETS, "strategies": STRATEGIES}
-    names = json.loads(display_names_json())
-    categories = {d: REGISTRIES.datasets[d]["category"] for d in DATASETS}
-    return canonical({**grid, "names": names, "categories": categories})
+def registry_order(axis, first):
+    """`first` (the config's names), then the registry's other names of an axis."""
+    return [*first, *(k for k in REGISTRIES.axis(axis) if k not in first)]
 
 
-SUMMARY_TABLES = ("dataset_sota", "average_rank")
+def report_grid_json(extend=True, sizes=False):
+    """The order, display names, categories and model sizes the report shows: the config's
+    names first, then (`extend`) every other registry record, of which a source's table
+    picks its own; without `extend` the config's grid alone (the reproduction report's);
+    `sizes` adds the models' parameter counts (Figure 4's x axis)."""
+    first = {"datasets": DATASETS, "models": MODELS, "strategies": STRATEGIES}
+    grid = {
+        a: registry_order(a, names) if extend else names for a, names in first.items()
+    }
+    names = {
+        axis: {k: REGISTRIES.axis(axis)[k].get("display_name", k) for k in grid[axis]}
+        for axis in grid
+    }
+    categories = {d: REGISTRIES.datasets[d]["category"] for d in grid["datasets"]}
+    out = {**grid, "names": names, "categories": categories}
+    if sizes:
+        models = REGISTRIES.models
+        out["params_m"] = {
+            m: models[m]["params_m"] for m in grid["models"] if "params_m" in models[m]
+        }
+    return canonical(out)
 
 
-def summary_files(source):
-    """The summary tables of a results source, CSV and Markdown."""
-    return expand(
-        "results/report/{source}/tables/{name}.{ext}",
-        source=source,
-        name=SUMMARY_TABLES,
-        ext=("csv", "md"),
+def cards_json(axis):
+    """The fields the cards of an axis show, per registry record, config names first (so an
+    edit of another field re-renders no card)."""
+    records, fields = REGISTRIES.axis(axis), card_fields(axis)
+    return canonical(
+        {
+            k: {f: records[k][f] for f in fields if f in records[k]}
+            for k in registry_order(axis, config[axis])
+        }
     )
+
+
+REPORT_TABLES = (
+    "dataset_sota",
+    "average_rank",
+    "strategy_comparison",
+    "friedman",
+    "model_cards",
+    "dataset_cards",
+)
+REPORT_FIGURES = (
+    "figure3",
+    "figure4",
+    "dataset_sota",
+    "average_rank",
+    "critical_difference",
+)
+
+
+def report_files(source):
+    """Every product of a source's report: tables and figures; for sources with our runs the
+    per-class and paired-bootstrap tables; for merged the reproduction report."""
+    root = REPORT_DIR.format(source=source)
+    files = [f"{root}/tables/per_strategy"]
+    files += [
+        f"{root}/tables/{n}.{e}" for n in REPORT_TABLES for e in ("csv", "md", "tex")
+    ]
+    names = [*REPORT_FIGURES, *(f"heatmap_{s}" for s in report_strategies(source))]
+    files += [f"{root}/figures/{n}.{e}" for n in names for e in ("png", "pdf")]
+    if source != "published":
+        files.append(f"{root}/tables/per_class")
+        files += expand(
+            "{root}/tables/paired_bootstrap/{dataset}.{ext}",
+            root=root,
+            dataset=DATASETS,
+            ext=("csv", "md"),
+        )
+    if source == "merged":
+        files += expand("results/report/reproduction.{ext}", ext=("html", "md", "csv"))
+    return files

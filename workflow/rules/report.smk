@@ -1,5 +1,7 @@
-# Report stage: one tidy table of all runs, then every table and figure rendered from it.
-# Cluster jobs without a GPU (small: the profile's default-resources).
+# Report stage: one tidy table of our runs, then per results source (config `results_source`)
+# its own table and every figure and table of the paper under results/report/<source>/.
+# Cluster jobs without a GPU (small: the profile's default-resources), except the downloads.
+# Products marked report() make up `snakemake --report` (captions: workflow/report/*.rst).
 
 
 rule aggregate:
@@ -17,51 +19,8 @@ rule aggregate:
         "densebench aggregate --out {output.table} {input.scores} > {log} 2>&1"
 
 
-rule strategy_tables:
-    input:
-        table="results/tables/results.csv",
-    output:
-        tables=strategy_table_files(),
-    log:
-        "logs/strategy_tables/strategy_tables.log",
-    conda:
-        "../../envs/report.yaml"
-    params:
-        names=display_names_json(),
-        out_dir=tables_root,
-    message:
-        "Rendering the per-(dataset, strategy) tables (no GPU)"
-    shell:
-        "densebench tables --table {input.table} --out-dir {params.out_dir}"
-        " --display-names {params.names:q} > {log} 2>&1"
-
-
-rule figure3:
-    input:
-        table="results/tables/results.csv",
-    output:
-        png="results/figures/figure3.png",
-        pdf="results/figures/figure3.pdf",
-    log:
-        "logs/figure3/figure3.log",
-    conda:
-        "../../envs/report.yaml"
-    params:
-        metric=config["report"]["metric"],
-        strategies=STRATEGIES,
-        names=display_names_json(),
-    message:
-        "Rendering Figure 3 ({params.metric} per dataset and strategy across models; no GPU)"
-    shell:
-        "densebench figure3 --table {input.table} --png {output.png} --pdf {output.pdf}"
-        " --metric {params.metric} --strategies {params.strategies}"
-        " --display-names {params.names:q} > {log} 2>&1"
-
-
-# Summaries of one results source (config `results_source`): best model per dataset and the
-# average-rank leaderboard (densebench.report.ranking). The published source reads only the
-# paper's files, so it schedules no training. fetch_published makes only the files absent from
-# resources/published/: one present (downloaded or dropped by hand) is an input, never deleted.
+# fetch_published makes only the files absent from resources/published/: one present
+# (downloaded or dropped by hand) is an input, never an output, so nothing deletes it.
 rule fetch_published:
     output:
         json="resources/published/{stem}.json",
@@ -81,23 +40,249 @@ rule fetch_published:
         " --out {output.json} > {log} 2>&1"
 
 
-rule summaries:
+rule source_table:
     input:
-        unpack(summaries_inputs),
+        unpack(source_inputs),
     output:
-        tables=summary_files("{source}"),
+        table=f"{REPORT_DIR}/results.csv",
     log:
-        "logs/summaries/{source}.log",
+        "logs/source_table/{source}.log",
     wildcard_constraints:
-        source="reproduced|published|merged",
+        source=SOURCE_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        sources=source_flags,
+    message:
+        "Collecting the {wildcards.source} results into one table (no GPU)"
+    shell:
+        "densebench source-table --source {wildcards.source} --out {output.table}"
+        " {params.sources} > {log} 2>&1"
+
+
+rule strategy_tables:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        tables=report(
+            directory(f"{REPORT_DIR}/tables/per_strategy"),
+            patterns=["{dataset}/{strategy}.md"],
+            caption="../report/strategy_tables.rst",
+            category="Tables per dataset and strategy",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "strategy": "{strategy}"},
+        ),
+    log:
+        "logs/strategy_tables/{source}.log",
+    wildcard_constraints:
+        source=SOURCE_PATTERN,
     conda:
         "../../envs/report.yaml"
     params:
         grid=report_grid_json(),
-        sources=summaries_flags,
+    message:
+        "Rendering the per-(dataset, strategy) tables of the {wildcards.source} results (no GPU)"
+    shell:
+        "densebench table per_strategy --table {input.table} --grid {params.grid:q}"
+        " --out {output.tables} > {log} 2>&1"
+
+
+rule class_tables:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        tables=report(
+            directory(f"{REPORT_DIR}/tables/per_class"),
+            patterns=["{dataset}/{strategy}.md"],
+            caption="../report/class_tables.rst",
+            category="Per-class tables",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "strategy": "{strategy}"},
+        ),
+    log:
+        "logs/class_tables/{source}.log",
+    wildcard_constraints:
+        source=OURS_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid_json(),
+    message:
+        "Rendering the per-class tables of the {wildcards.source} results (no GPU)"
+    shell:
+        "densebench table per_class --table {input.table} --grid {params.grid:q}"
+        " --out {output.tables} > {log} 2>&1"
+
+
+rule summaries:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        sota=report(
+            f"{REPORT_DIR}/tables/dataset_sota.md",
+            caption="../report/dataset_sota.rst",
+            category="Leaderboard",
+            labels={"table": "best per dataset"},
+        ),
+        sota_other=multiext(f"{REPORT_DIR}/tables/dataset_sota", ".csv", ".tex"),
+        ranks=report(
+            f"{REPORT_DIR}/tables/average_rank.md",
+            caption="../report/average_rank.rst",
+            category="Leaderboard",
+            labels={"table": "average rank"},
+        ),
+        ranks_other=multiext(f"{REPORT_DIR}/tables/average_rank", ".csv", ".tex"),
+    log:
+        "logs/summaries/{source}.log",
+    wildcard_constraints:
+        source=SOURCE_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid_json(),
         out_dir=parent_dir,
     message:
         "Rendering the best-per-dataset and average-rank tables of the {wildcards.source} results"
     shell:
-        "densebench summaries --grid {params.grid:q} --out-dir {params.out_dir}"
-        " {params.sources} > {log} 2>&1"
+        "densebench summaries --table {input.table} --grid {params.grid:q}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule strategy_comparison:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        md=report(
+            f"{REPORT_DIR}/tables/strategy_comparison.md",
+            caption="../report/strategy_comparison.rst",
+            category="Leaderboard",
+            labels={"table": "strategy comparison"},
+        ),
+        other=multiext(f"{REPORT_DIR}/tables/strategy_comparison", ".csv", ".tex"),
+    log:
+        "logs/strategy_comparison/{source}.log",
+    wildcard_constraints:
+        source=SOURCE_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid_json(),
+        stem=output_stem,
+    message:
+        "Comparing the strategies of the {wildcards.source} results (no GPU)"
+    shell:
+        "densebench table strategy_comparison --table {input.table} --grid {params.grid:q}"
+        " --out {params.stem} > {log} 2>&1"
+
+
+rule friedman:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        md=report(
+            f"{REPORT_DIR}/tables/friedman.md",
+            caption="../report/friedman.rst",
+            category="Statistical tests",
+            labels={"table": "Friedman and Nemenyi"},
+        ),
+        other=multiext(f"{REPORT_DIR}/tables/friedman", ".csv", ".tex"),
+    log:
+        "logs/friedman/{source}.log",
+    wildcard_constraints:
+        source=SOURCE_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid_json(),
+        stem=output_stem,
+    message:
+        "Friedman test and Nemenyi critical difference of the {wildcards.source} results"
+    shell:
+        "densebench table friedman --table {input.table} --grid {params.grid:q}"
+        " --out {params.stem} > {log} 2>&1"
+
+
+rule cards:
+    output:
+        md=report(
+            f"{REPORT_DIR}/tables/{{axis}}_cards.md",
+            caption="../report/cards.rst",
+            category="Model and dataset cards",
+            labels={"cards": "{axis}"},
+        ),
+        other=multiext(f"{REPORT_DIR}/tables/{{axis}}_cards", ".csv", ".tex"),
+    log:
+        "logs/cards/{source}_{axis}.log",
+    wildcard_constraints:
+        source=SOURCE_PATTERN,
+        axis="model|dataset",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        records=lambda wildcards: cards_json(f"{wildcards.axis}s"),
+        stem=output_stem,
+    message:
+        "Rendering the {wildcards.axis} cards from the registry (no GPU)"
+    shell:
+        "densebench cards --kind {wildcards.axis}s --records {params.records:q}"
+        " --out {params.stem} > {log} 2>&1"
+
+
+rule paired_bootstrap:
+    input:
+        confusions=dataset_run_files("confusion.npz"),
+    output:
+        md=report(
+            f"{REPORT_DIR}/tables/paired_bootstrap/{{dataset}}.md",
+            caption="../report/paired_bootstrap.rst",
+            category="Statistical tests",
+            subcategory="paired bootstrap",
+            labels={"dataset": "{dataset}"},
+        ),
+        csv=f"{REPORT_DIR}/tables/paired_bootstrap/{{dataset}}.csv",
+    log:
+        "logs/paired_bootstrap/{source}_{dataset}.log",
+    wildcard_constraints:
+        source=OURS_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid_json(),
+        replicates=SCORING["replicates"],
+        seed=SCORING["seed"],
+        definitions=SCORING["definitions"],
+        background="--exclude-background" if SCORING["exclude_background"] else "",
+    message:
+        "Paired bootstrap of the runs on {wildcards.dataset} (same test images; no GPU)"
+    shell:
+        "densebench paired-bootstrap --dataset {wildcards.dataset} --grid {params.grid:q}"
+        " --replicates {params.replicates} --seed {params.seed}"
+        " --definitions {params.definitions} {params.background}"
+        " --csv {output.csv} --md {output.md} {input.confusions} > {log} 2>&1"
+
+
+rule reproduction:
+    input:
+        reproduced="results/tables/results.csv",
+        published=[published_file(s) for s in published_strategies()],
+    output:
+        html=report(
+            "results/report/reproduction.html",
+            caption="../report/reproduction.rst",
+            category="Reproduction",
+        ),
+        other=multiext("results/report/reproduction", ".md", ".csv"),
+    log:
+        "logs/reproduction/reproduction.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid_json(extend=False),
+        published=published_files_json(),
+        stem=output_stem,
+    message:
+        "Comparing our runs with the published results, cell by cell (no GPU)"
+    shell:
+        "densebench reproduction --reproduced {input.reproduced}"
+        " --published {params.published:q} --grid {params.grid:q}"
+        " --out {params.stem} > {log} 2>&1"

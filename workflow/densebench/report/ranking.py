@@ -11,20 +11,21 @@ Both follow the authors' ``scripts/compute_stats.py`` (reference/protocol.md §6
 - ``average_rank``: the mean of a model's ranks over every block (overall), over the blocks of
   each strategy, and over the datasets of each category (nuclear, gland, tissue), unrounded.
 
-Only cells of the ``Grid`` (the config's datasets, models and strategies) enter. With several
-sources (``merged``), each source is summarised on its own and the rows carry their ``source``.
+Only cells of the ``Grid`` enter. Each row carries the ``source`` of its cell(s): in a merged
+table our runs (a new model) are ranked beside the published cells by the same rules, and
+their models are marked (``Grid.marked``). Every table is written as CSV (registry keys beside
+display names), Markdown and LaTeX (``densebench.report.tables``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from densebench.atomic import write_table, write_text
+from densebench.report import tables
 from densebench.report.aggregate import headline_rows
+from densebench.report.grid import Grid
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,30 +48,6 @@ SOTA_COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Grid:
-    """The names a summary covers, in order, with display names and dataset categories."""
-
-    datasets: Sequence[str]
-    models: Sequence[str]
-    strategies: Sequence[str]
-    categories: Mapping[str, str] = field(default_factory=dict)
-    names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Grid:
-        """A grid from its JSON form (the keys of this class)."""
-        return cls(
-            **{k: data[k] for k in ("datasets", "models", "strategies")},
-            categories=data.get("categories", {}),
-            names=data.get("names", {}),
-        )
-
-    def name(self, axis: str, key: str) -> str:
-        """Display name of ``key`` on ``axis`` (the key itself when it has none)."""
-        return self.names.get(axis, {}).get(key, key)
-
-
 def metric_cells(table: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC) -> pd.DataFrame:
     """Headline rows of ``metric`` inside the grid, in grid order (strategy, model, dataset)."""
     rows = headline_rows(table)
@@ -90,7 +67,7 @@ def metric_cells(table: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC) -> 
     return rows.drop(columns=list(order)).reset_index(drop=True)
 
 
-def dataset_sota(table: pd.DataFrame, grid: Grid, source: str) -> pd.DataFrame:
+def dataset_sota(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """Best (strategy, model) per dataset by strict >, first encountered in grid order wins."""
     import pandas as pd
 
@@ -106,7 +83,7 @@ def dataset_sota(table: pd.DataFrame, grid: Grid, source: str) -> pd.DataFrame:
         rec = best[dataset]
         rows.append(
             {
-                "source": source,
+                "source": rec["source"],
                 "dataset": dataset,
                 "dataset_name": grid.name("datasets", dataset),
                 "category": grid.categories.get(dataset, ""),
@@ -138,18 +115,20 @@ def rank_columns(grid: Grid) -> list[str]:
     return ["overall", *grid.strategies, *CATEGORIES]
 
 
-def average_rank(table: pd.DataFrame, grid: Grid, source: str) -> pd.DataFrame:
+def average_rank(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """Per model the mean rank overall, per strategy and per category (NaN without blocks)."""
     import pandas as pd
 
     ranks = model_ranks(table, grid)
     ranks = ranks.assign(category=ranks["dataset"].map(grid.categories))
     models = [m for m in grid.models if m in set(ranks["model"])]
+    cells = metric_cells(table, grid)
+    sources = cells.groupby("model")["source"].agg(lambda s: "+".join(sorted(set(s))))
     by_model = ranks.groupby("model")["rank"]
     sizes, means = by_model.size(), by_model.mean()
     out = pd.DataFrame(
         {
-            "source": source,
+            "source": [sources[m] for m in models],
             "model": models,
             "model_name": [grid.name("models", m) for m in models],
             "comparisons": [int(sizes[m]) for m in models],
@@ -170,78 +149,74 @@ def _num(value: float, digits: int) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _md(header: list[str], rows: list[list[str]], title: str, note: str) -> str:
-    """A Markdown document: title, table, note."""
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join([*lines, "", note]) + "\n"
+SOTA_NOTE = (
+    f"Per dataset the highest {RANK_METRIC} mean over every strategy and model "
+    "(ties: the first in the config's strategy, then model order)."
+)
+RANK_NOTE = (
+    f"Mean rank of each model by {RANK_METRIC} over every (dataset, strategy) comparison "
+    "(rank by position, no tie handling), per strategy and per dataset category; "
+    "per column the best in bold, the second underlined."
+)
 
 
-def sota_markdown(sota: pd.DataFrame) -> str:
-    """The best-per-dataset table as Markdown (mean to 4 decimals, CI to 3)."""
-    header = ["Source", "Dataset", "Category", f"Best {RANK_METRIC} [95% CI]", "Model", "Strategy"]
+def sota_rows(sota: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the best-per-dataset table (mean to 4 decimals, CI to 3)."""
+    header = ["Dataset", "Category", f"Best {RANK_METRIC} [95% CI]", "Model", "Strategy", "Source"]
     rows = [
         [
-            r["source"],
             r["dataset_name"],
             r["category"].capitalize(),
             f"{r['mean']:.4f} [{r['ci_lower']:.3f}, {r['ci_upper']:.3f}]",
             r["model_name"],
             r["strategy_name"],
+            r["source"],
         ]
         for r in sota.to_dict("records")
     ]
-    note = (
-        f"Per dataset the highest {RANK_METRIC} mean over every strategy and model "
-        "(ties: the first in the config's strategy, then model order)."
-    )
-    return _md(header, rows, f"Best {RANK_METRIC} per dataset", note)
+    return header, rows
 
 
-def rank_markdown(ranks: pd.DataFrame, grid: Grid) -> str:
-    """The average-rank leaderboard as Markdown (2 decimals)."""
+def rank_rows(ranks: pd.DataFrame, grid: Grid, style: str) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the leaderboard (2 decimals; lowest rank per column bold, second
+    underlined; ``style`` "md" or "tex")."""
     keys = rank_columns(grid)
     header = [
-        "Source",
         "#",
         "Model",
         "Overall",
         *(grid.name("strategies", s) for s in grid.strategies),
         *(c.capitalize() for c in CATEGORIES),
     ]
+    mark = tables.md_mark if style == "md" else tables.tex_mark
+    marks = {k: tables.emphasis([-float(v) for v in ranks[k]]) for k in keys}
     rows = []
-    for source, part in ranks.groupby("source", sort=False):
-        for i, r in enumerate(part.to_dict("records"), start=1):
-            rows.append([source, str(i), r["model_name"], *(_num(r[k], 2) for k in keys)])
-    note = (
-        f"Mean rank of each model by {RANK_METRIC} over every (dataset, strategy) comparison "
-        "(rank by position, no tie handling), per strategy and per dataset category."
-    )
-    return _md(header, rows, "Average rank", note)
+    for i, r in enumerate(ranks.to_dict("records")):
+        name = r["model_name"] if style == "md" else tables.latex_escape(r["model_name"])
+        cells = [mark(_num(r[k], 2), marks[k][i]) for k in keys]
+        rows.append([str(i + 1), name, *cells])
+    return header, rows
 
 
-def summary_tables(
-    tables: Mapping[str, pd.DataFrame], grid: Grid
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The SOTA and average-rank tables of each source's tidy table, stacked in source order."""
-    import pandas as pd
-
-    sota = [dataset_sota(t, grid, s) for s, t in tables.items()]
-    ranks = [average_rank(t, grid, s) for s, t in tables.items()]
-    return pd.concat(sota, ignore_index=True), pd.concat(ranks, ignore_index=True)
-
-
-def write_summaries(tables: Mapping[str, pd.DataFrame], grid: Grid, out_dir: Path) -> list[Path]:
-    """Write ``dataset_sota`` and ``average_rank`` as CSV and Markdown; return the paths."""
+def write_summaries(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
+    """Write ``dataset_sota`` and ``average_rank`` as CSV, Markdown and LaTeX; return paths."""
     out_dir = Path(out_dir)
-    sota, ranks = summary_tables(tables, grid)
-    paths = {
-        ext: (out_dir / f"dataset_sota.{ext}", out_dir / f"average_rank.{ext}")
-        for ext in ("csv", "md")
-    }
-    write_table(sota, paths["csv"][0])
-    write_table(ranks, paths["csv"][1])
-    write_text(sota_markdown(sota), paths["md"][0])
-    write_text(rank_markdown(ranks, grid), paths["md"][1])
-    return [*paths["csv"], *paths["md"]]
+    sota, ranks = dataset_sota(table, grid), average_rank(table, grid)
+    header, rows = sota_rows(sota)
+    title = f"Best {RANK_METRIC} per dataset"
+    tex_rows = [[tables.latex_escape(c) for c in row] for row in rows]
+    paths = tables.write_formats(
+        sota,
+        tables.markdown(header, rows, title, SOTA_NOTE),
+        tables.latex(header, tex_rows, f"{title}. {SOTA_NOTE}", "tab:dataset-sota"),
+        out_dir / "dataset_sota",
+    )
+    md_header, md_rows = rank_rows(ranks, grid, "md")
+    _, tex_rows = rank_rows(ranks, grid, "tex")
+    paths += tables.write_formats(
+        ranks,
+        tables.markdown(md_header, md_rows, "Average rank", RANK_NOTE),
+        tables.latex(md_header, tex_rows, f"Average rank. {RANK_NOTE}", "tab:average-rank"),
+        out_dir / "average_rank",
+    )
+    return paths

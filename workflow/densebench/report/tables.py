@@ -1,107 +1,389 @@
-"""Per-strategy tables of the report: models x headline metrics, as CSV and Markdown.
+"""The report's tables, each as CSV (registry keys beside display names), Markdown and LaTeX.
 
-Everything here reads only the tidy table of ``densebench.report.aggregate`` (columns dataset,
-model, strategy, metric, boot_mean, ci_lower, ci_upper, ...); the value shown is ``boot_mean``, the
-published "mean" (mean of the bootstrap replicates), with its 95% percentile interval. Tables
-use the 8 headline ``METRICS`` only (``headline_rows``); per-class rows are not rendered. Display
-names (``display``) are shared with ``densebench.report.figures``.
+Everything reads the tidy table of one results source (``densebench.report.aggregate``) and the
+source's ``Grid`` (order and names). The value shown is ``boot_mean``, the published "mean"
+(mean of the bootstrap replicates), with its 95% percentile interval as ``mean [lower, upper]``.
+In every column of models the best value is bold and the second underlined, ranked on the
+unrounded means (every metric here is higher-is-better; equal best values are all bold).
+
+- ``strategy_tables``: per (dataset, strategy) the grid's models x the 8 headline ``METRICS``,
+  rows by ``Mean_Dice`` descending (``per_strategy/<dataset>/<strategy>.*``).
+- ``class_tables``: per (dataset, strategy) models x classes of the per-class Dice (the CSV
+  carries every ``CLASS_METRICS``), for sources with per-class rows (our runs; the published
+  files have none) (``per_class/<dataset>/<strategy>.*``).
+- ``strategy_comparison``: per strategy the mean ``Mean_Dice`` over its cells, overall and per
+  dataset category, and how often it is the best strategy of a (dataset, model) pair.
+- ``model_cards`` / ``dataset_cards``: the paper's Tables A1 / B1 from the registry records.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from densebench.atomic import write_table, write_text
 from densebench.evaluate.metrics import METRICS
 from densebench.report.aggregate import headline_rows
+from densebench.report.grid import Grid
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DisplayNames = Mapping[str, Mapping[str, str]]
-
 RANK_METRIC = "Mean_Dice"
+CLASS_METRIC = "Dice"
+"""The per-class metric the Markdown and LaTeX per-class tables show."""
+CATEGORIES: tuple[str, ...] = ("nuclear", "gland", "tissue")
+FORMATS: tuple[str, ...] = ("csv", "md", "tex")
 
 
-def display(display_names: DisplayNames | None, axis: str, key: str) -> str:
-    """Return the display name of ``key`` on ``axis`` ("models"/"datasets"/"strategies")."""
-    if not display_names:
-        return key
-    return display_names.get(axis, {}).get(key, key)
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\u2020": r"\textsuperscript{\dag}",
+}
 
 
-def wide_table(part: pd.DataFrame, display_names: DisplayNames | None = None) -> pd.DataFrame:
-    """Return models x (metric, metric_ci_lower, metric_ci_upper), best Mean_Dice first."""
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (and the dagger mark) in plain text."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def emphasis(values: Sequence[float]) -> list[str]:
+    """Per value "best", "second" or "" by the unrounded values (NaN: ""; ties share a rank)."""
+    present = sorted({v for v in values if not math.isnan(v)}, reverse=True)
+    rank = {v: name for v, name in zip(present, ("best", "second"), strict=False)}
+    return [rank.get(v, "") if not math.isnan(v) else "" for v in values]
+
+
+def ci_cell(mean: float, lower: float, upper: float, digits: int = 3) -> str:
+    """``0.812 [0.781, 0.843]``; "n/a" when missing."""
+    if any(math.isnan(float(v)) for v in (mean, lower, upper)):
+        return "n/a"
+    return f"{mean:.{digits}f} [{lower:.{digits}f}, {upper:.{digits}f}]"
+
+
+def md_mark(text: str, mark: str) -> str:
+    """Markdown emphasis of a cell: bold best, underlined second."""
+    return {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(mark, text)
+
+
+def tex_mark(text: str, mark: str) -> str:
+    """LaTeX emphasis of a cell: bold best, underlined second."""
+    return {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(mark, text)
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]], title: str, note: str) -> str:
+    """A Markdown document: title, table (first column left, others right), note."""
+    lines = [f"# {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join(["---", *(["---:"] * (len(header) - 1))]) + "|")
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join([*lines, "", note]) + "\n"
+
+
+def latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str, label: str) -> str:
+    """A booktabs ``table`` (cells already escaped/marked; the header is escaped here)."""
+    spec = "l" + "r" * (len(header) - 1)
+    lines = [
+        "\\begin{table}[ht]",
+        "\\centering",
+        "\\small",
+        f"\\caption{{{latex_escape(caption)}}}",
+        f"\\label{{{label}}}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(latex_escape(h) for h in header) + " \\\\",
+        "\\midrule",
+        *(" & ".join(row) + " \\\\" for row in rows),
+        "\\bottomrule",
+        "\\end{tabular}",
+        "\\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_formats(frame: pd.DataFrame, md: str, tex: str, stem: Path) -> list[Path]:
+    """Write ``<stem>.csv``, ``.md`` and ``.tex`` atomically; return the paths."""
+    paths = [stem.with_name(f"{stem.name}.{ext}") for ext in FORMATS]
+    write_table(frame, paths[0])
+    write_text(md, paths[1])
+    write_text(tex, paths[2])
+    return paths
+
+
+def _marked_cells(
+    wide: pd.DataFrame, columns: Sequence[str], digits: int = 3
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Markdown and LaTeX cells of ``columns`` (mean with ``_ci_lower``/``_ci_upper``) with the
+    best of each column bold and the second underlined."""
+    md_rows = [[] for _ in range(len(wide))]
+    tex_rows = [[] for _ in range(len(wide))]
+    for column in columns:
+        marks = emphasis([float(v) for v in wide[column]])
+        lower, upper = wide[f"{column}_ci_lower"], wide[f"{column}_ci_upper"]
+        bounds = zip(wide[column], lower, upper, strict=True)
+        for i, (mark, values) in enumerate(zip(marks, bounds, strict=True)):
+            text = ci_cell(*(float(v) for v in values), digits=digits)
+            md_rows[i].append(md_mark(text, mark))
+            tex_rows[i].append(tex_mark(text, mark))
+    return md_rows, tex_rows
+
+
+def wide_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Models x (metric, metric_ci_lower, metric_ci_upper) of one (dataset, strategy), rows by
+    ``Mean_Dice`` descending (ties and missing values in grid order)."""
     import pandas as pd
 
-    columns = []
-    for name in METRICS:
-        columns += [name, f"{name}_ci_lower", f"{name}_ci_upper"]
-    models = list(dict.fromkeys(part["model"]))
+    order = {m: i for i, m in enumerate(grid.models)}
+    models = sorted(dict.fromkeys(part["model"]), key=lambda m: (order.get(m, len(order)), m))
     wide = pd.DataFrame({"model": models}, index=models)
+    columns = []
     for stat, suffix in (("boot_mean", ""), ("ci_lower", "_ci_lower"), ("ci_upper", "_ci_upper")):
         pivot = part.pivot(index="model", columns="metric", values=stat)
         for name in METRICS:
             wide[f"{name}{suffix}"] = (
                 pivot[name].reindex(models).astype("float64") if name in pivot else math.nan
             )
-    wide = wide.sort_values("model", kind="stable").sort_values(
-        RANK_METRIC, ascending=False, kind="stable", na_position="last"
-    )
-    wide.insert(1, "model_name", [display(display_names, "models", m) for m in wide["model"]])
+    for name in METRICS:
+        columns += [name, f"{name}_ci_lower", f"{name}_ci_upper"]
+    wide = wide.sort_values(RANK_METRIC, ascending=False, kind="stable", na_position="last")
+    wide.insert(1, "model_name", [grid.name("models", m) for m in wide["model"]])
     return wide.loc[:, ["model", "model_name", *columns]].reset_index(drop=True)
 
 
-def _cell(mean: float, lower: float, upper: float) -> str:
-    """Format one Markdown cell as ``0.812 [0.781, 0.843]`` ("n/a" when missing)."""
-    if any(isinstance(v, float) and math.isnan(v) for v in (mean, lower, upper)):
-        return "n/a"
-    return f"{mean:.3f} [{lower:.3f}, {upper:.3f}]"
+def _grid_cells(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Rows of ``table`` inside the grid's datasets, models and strategies."""
+    return table[
+        table["dataset"].isin(grid.datasets)
+        & table["model"].isin(grid.models)
+        & table["strategy"].isin(grid.strategies)
+    ]
 
 
-def _md_escape(text: str) -> str:
-    """Escape characters that would break a Markdown table cell."""
-    return text.replace("|", "\\|")
+def _title(grid: Grid, dataset: str, strategy: str) -> str:
+    """``<dataset> — <strategy>`` in display names."""
+    return f"{grid.name('datasets', dataset)} — {grid.name('strategies', strategy)}"
 
 
-def markdown_table(wide: pd.DataFrame, title: str) -> str:
-    """Render a wide table as a Markdown document with a title line (no tabulate needed)."""
-    header = ["Model", *METRICS]
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join(["---", *(["---:"] * len(METRICS))]) + "|")
-    for rec in wide.to_dict("records"):
-        cells = [_md_escape(str(rec["model_name"]))]
-        for name in METRICS:
-            bounds = (rec[name], rec[f"{name}_ci_lower"], rec[f"{name}_ci_upper"])
-            cells.append(_cell(*(float(v) for v in bounds)))
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
-        "Values: mean of the bootstrap replicates [2.5th, 97.5th percentile]; "
-        f"rows sorted by {RANK_METRIC} (descending)."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def strategy_tables(
-    table: pd.DataFrame, out_dir: Path, display_names: DisplayNames | None = None
-) -> list[Path]:
-    """Write ``<out_dir>/<dataset>/<strategy>.{csv,md}`` per (dataset, strategy); return paths."""
-    table = headline_rows(table)
-    out_dir = Path(out_dir)
+def strategy_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
+    """Write ``<out_dir>/<dataset>/<strategy>.{csv,md,tex}`` per (dataset, strategy) cell of the
+    grid holding rows; return the paths."""
+    rows = _grid_cells(headline_rows(table), grid)
     written: list[Path] = []
-    for (dataset, strategy), part in table.groupby(["dataset", "strategy"], sort=True):
-        wide = wide_table(part, display_names)
-        csv_path = out_dir / str(dataset) / f"{strategy}.csv"
-        md_path = out_dir / str(dataset) / f"{strategy}.md"
-        title = (
-            f"{display(display_names, 'datasets', str(dataset))} — "
-            f"{display(display_names, 'strategies', str(strategy))}"
-        )
-        write_table(wide, csv_path)
-        write_text(markdown_table(wide, title), md_path)
-        written += [csv_path, md_path]
+    for dataset in grid.datasets:
+        for strategy in grid.strategies:
+            part = rows[(rows["dataset"] == dataset) & (rows["strategy"] == strategy)]
+            if part.empty:
+                continue
+            wide = wide_table(part, grid)
+            md_cells, tex_cells = _marked_cells(wide, METRICS)
+            names = list(wide["model_name"])
+            header = ["Model", *METRICS]
+            title = _title(grid, dataset, strategy)
+            note = (
+                "Values: mean of the bootstrap replicates [2.5th, 97.5th percentile]; rows by "
+                f"{RANK_METRIC} (descending); per column the best in bold, the second underlined."
+            )
+            md = markdown(
+                header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note
+            )
+            tex_rows = [[latex_escape(n), *c] for n, c in zip(names, tex_cells, strict=True)]
+            label = f"tab:{dataset}-{strategy}".replace("_", "-")
+            tex = latex(header, tex_rows, f"{title}. {note}", label)
+            written += write_formats(wide, md, tex, Path(out_dir) / dataset / strategy)
     return written
+
+
+def class_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-class rows of a tidy table (a class index set)."""
+    return table[table["class"].notna()] if "class" in table else table.iloc[0:0]
+
+
+def class_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Long per-class table of one (dataset, strategy): model, class, metric and its CI."""
+    order = {m: i for i, m in enumerate(grid.models)}
+    out = part.assign(
+        model_name=[grid.name("models", m) for m in part["model"]],
+        _m=part["model"].map(order),
+        **{"class": part["class"].astype("int64")},
+    )
+    columns = ["model", "model_name", "class", "class_name", "metric"]
+    columns += ["point", "boot_mean", "ci_lower", "ci_upper"]
+    out = out.sort_values(["_m", "class", "metric"], kind="stable")
+    return out.loc[:, columns].reset_index(drop=True)
+
+
+def class_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
+    """Write ``<out_dir>/<dataset>/<strategy>.{csv,md,tex}``: models x classes (Dice) per cell
+    of the grid with per-class rows; return the paths (none for a table without them)."""
+    rows = _grid_cells(class_rows(table), grid)
+    written: list[Path] = []
+    for dataset in grid.datasets:
+        for strategy in grid.strategies:
+            part = rows[(rows["dataset"] == dataset) & (rows["strategy"] == strategy)]
+            if part.empty:
+                continue
+            long = class_table(part, grid)
+            dice = long[long["metric"] == CLASS_METRIC]
+            classes = list(dict.fromkeys(zip(dice["class"], dice["class_name"], strict=True)))
+            models = list(dict.fromkeys(dice["model"]))
+            shown = _class_wide(dice, models, [c for c, _ in classes])
+            md_cells, tex_cells = _marked_cells(shown, [str(c) for c, _ in classes])
+            names = [grid.name("models", m) for m in models]
+            header = ["Model", *(str(name) for _, name in classes)]
+            title = f"{_title(grid, dataset, strategy)}: per-class {CLASS_METRIC}"
+            note = (
+                f"Per-class {CLASS_METRIC}: mean of the bootstrap replicates [2.5th, 97.5th "
+                "percentile]; per class the best in bold, the second underlined."
+            )
+            md = markdown(
+                header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note
+            )
+            tex_rows = [[latex_escape(n), *c] for n, c in zip(names, tex_cells, strict=True)]
+            label = f"tab:{dataset}-{strategy}-classes".replace("_", "-")
+            tex = latex(header, tex_rows, f"{title}. {note}", label)
+            written += write_formats(long, md, tex, Path(out_dir) / dataset / strategy)
+    return written
+
+
+def _class_wide(dice: pd.DataFrame, models: list[str], classes: list[int]) -> pd.DataFrame:
+    """Models x classes with ``<c>``, ``<c>_ci_lower``, ``<c>_ci_upper`` columns (as strings)."""
+    import pandas as pd
+
+    wide = pd.DataFrame(index=models)
+    for stat, suffix in (("boot_mean", ""), ("ci_lower", "_ci_lower"), ("ci_upper", "_ci_upper")):
+        pivot = dice.pivot(index="model", columns="class", values=stat).reindex(models)
+        for c in classes:
+            wide[f"{c}{suffix}"] = pivot[c].astype("float64") if c in pivot else math.nan
+    return wide.reset_index(drop=True)
+
+
+def strategy_comparison(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Per strategy: mean ``Mean_Dice`` overall and per category, the number of cells, and how
+    often it is the best strategy of a (dataset, model) pair (strict >, first in grid order)."""
+    import pandas as pd
+
+    rows = _grid_cells(headline_rows(table), grid)
+    rows = rows[(rows["metric"] == RANK_METRIC) & rows["boot_mean"].notna()]
+    rows = rows.assign(category=rows["dataset"].map(grid.categories))
+    wins = dict.fromkeys(grid.strategies, 0)
+    pairs = 0
+    for (_, _), part in rows.groupby(["dataset", "model"], sort=False):
+        by_strategy = dict(zip(part["strategy"], part["boot_mean"], strict=True))
+        best = None
+        for strategy in grid.strategies:
+            value = by_strategy.get(strategy)
+            if value is not None and (best is None or value > by_strategy[best]):
+                best = strategy
+        if best is not None:
+            wins[best] += 1
+            pairs += 1
+    out = []
+    for strategy in grid.strategies:
+        part = rows[rows["strategy"] == strategy]
+        record: dict[str, Any] = {
+            "strategy": strategy,
+            "strategy_name": grid.name("strategies", strategy),
+            "cells": len(part),
+            "overall": float(part["boot_mean"].mean()) if len(part) else math.nan,
+        }
+        for category in CATEGORIES:
+            values = part.loc[part["category"] == category, "boot_mean"]
+            record[category] = float(values.mean()) if len(values) else math.nan
+        record["best_count"] = wins[strategy]
+        record["best_share"] = wins[strategy] / pairs if pairs else math.nan
+        out.append(record)
+    return pd.DataFrame(out)
+
+
+def write_strategy_comparison(table: pd.DataFrame, grid: Grid, stem: Path) -> list[Path]:
+    """Write the strategy comparison as CSV, Markdown and LaTeX (best per column marked)."""
+    frame = strategy_comparison(table, grid)
+    columns = ["overall", *CATEGORIES]
+    header = ["Strategy", "Overall", *(c.capitalize() for c in CATEGORIES), "Best (count)"]
+    marks = {c: emphasis([float(v) for v in frame[c]]) for c in [*columns, "best_count"]}
+    md_rows, tex_rows = [], []
+    for i, r in enumerate(frame.to_dict("records")):
+        cells = [("n/a" if math.isnan(r[c]) else f"{r[c]:.4f}", marks[c][i]) for c in columns]
+        count = f"{r['best_count']} ({r['best_share']:.0%})" if r["cells"] else "0"
+        cells.append((count, marks["best_count"][i]))
+        md_rows.append([r["strategy_name"], *(md_mark(t, m) for t, m in cells)])
+        tex_cells = [tex_mark(latex_escape(t), m) for t, m in cells]
+        tex_rows.append([latex_escape(r["strategy_name"]), *tex_cells])
+    note = (
+        f"Mean {RANK_METRIC} over each strategy's (dataset, model) cells, overall and per "
+        "dataset category; Best: how often the strategy is the best of a (dataset, model) pair."
+    )
+    title = "Strategy comparison"
+    md = markdown(header, md_rows, title, note)
+    tex = latex(header, tex_rows, f"{title}. {note}", "tab:strategy-comparison")
+    return write_formats(frame, md, tex, stem)
+
+
+MODEL_CARD: tuple[tuple[str, str], ...] = (
+    ("display_name", "Model"),
+    ("arch", "Architecture"),
+    ("params_m", "Parameters (M)"),
+    ("patch_size", "Patch"),
+    ("embed_dim", "Embedding"),
+    ("num_prefix_tokens", "Prefix tokens"),
+    ("hf_repo", "Weights"),
+    ("licence", "Licence"),
+)
+DATASET_CARD: tuple[tuple[str, str], ...] = (
+    ("display_name", "Dataset"),
+    ("category", "Category"),
+    ("organ", "Organ"),
+    ("num_classes", "Classes"),
+    ("num_images", "Images"),
+    ("mpp", "MPP"),
+    ("access", "Access"),
+    ("licence", "Licence"),
+)
+
+
+def card_fields(axis: str) -> list[str]:
+    """The registry fields a card of ``axis`` ("models"/"datasets") shows (what re-renders it)."""
+    fields = MODEL_CARD if axis == "models" else DATASET_CARD
+    return [("classes" if f == "num_classes" else f) for f, _ in fields]
+
+
+def _card_value(record: Mapping[str, Any], field: str) -> Any:
+    """A card field of a registry record (``num_classes`` counts its classes)."""
+    if field == "num_classes":
+        return len(record.get("classes", []))
+    value = record.get(field, "")
+    return "" if value is None else value
+
+
+def cards(records: Mapping[str, Mapping[str, Any]], fields: Sequence[tuple[str, str]]):
+    """One row per record (registry key first) with the card's fields."""
+    import pandas as pd
+
+    rows = [
+        {"key": key, **{f: _card_value(rec, f) for f, _ in fields}} for key, rec in records.items()
+    ]
+    return pd.DataFrame(rows, columns=["key", *(f for f, _ in fields)])
+
+
+def write_cards(records: Mapping[str, Mapping[str, Any]], kind: str, stem: Path) -> list[Path]:
+    """Write the model (``kind="models"``, Table A1) or dataset (Table B1) cards."""
+    fields = MODEL_CARD if kind == "models" else DATASET_CARD
+    frame = cards(records, fields)
+    header = [label for _, label in fields]
+    rows = [[str(r[f]) for f, _ in fields] for r in frame.to_dict("records")]
+    title = "Model cards (Table A1)" if kind == "models" else "Dataset cards (Table B1)"
+    note = "From the registry records (config/models.yaml, config/datasets.yaml)."
+    md = markdown(header, rows, title, note)
+    tex_rows = [[latex_escape(c) for c in row] for row in rows]
+    tex = latex(header, tex_rows, f"{title}. {note}", f"tab:{kind}-cards")
+    return write_formats(frame, md, tex, stem)
