@@ -40,6 +40,7 @@ dry-run: venv
 bench: venv
 	python benchmarks/bench_dry_run.py
 	python benchmarks/bench_bootstrap.py
+	python benchmarks/bench_report.py
 	python benchmarks/bench_demo.py
 
 clean:

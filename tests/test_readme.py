@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.workflow
-DOCS = ("README.md", "config/README.md")
+DOCS = ("README.md", "config/README.md", "ARTIFACT.md")
 RUNNERS = ("make ", ".venv/bin/", "snakemake ", "densebench ", "python ", "pytest ")
 
 PROFILE_INSTALL = (
@@ -55,6 +55,7 @@ HOW = {
     PROFILE_INSTALL: "run in home",
     ".venv/bin/snakemake --profile workflow/profiles/slurm -n all": "run",
     ".venv/bin/snakemake --profile slurm all": "dry-run in home",
+    ".venv/bin/snakemake --profile slurm report --config results_source=merged": "dry-run in home",
 }
 """Each documented command -> how it is exercised here: `make -n`; `run` as written (`with
 published drops`: the committed published files dropped into resources/published/ first, as an

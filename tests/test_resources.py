@@ -63,6 +63,15 @@ def test_readme_table_is_the_rules_output(paper_config, registries):
     assert re.search(r"\| RINGS \| gigapath \| full \| 992 \|", table)
 
 
+def test_artifact_compute_table_is_the_rules_output(paper_config, registries):
+    from densebench.resources import compute_table
+
+    table = compute_table(paper_config, registries)
+    assert table in (ROOT / "ARTIFACT.md").read_text(), "regenerate it with compute_table"
+    total = re.search(r"\| \*\*all\*\* \| 1530 \| (\d+) \|", table)
+    assert total and 1000 < int(total[1]) < 10_000  # GPU-hours of the whole paper grid
+
+
 def test_num_workers_auto_follows_threads_and_explicit_numbers_win():
     assert loader_workers(None, 8) == 7 and loader_workers(None, 1) == 0
     assert loader_workers(3, 8) == 3 and loader_workers(0, 8) == 0

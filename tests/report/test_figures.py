@@ -279,6 +279,7 @@ def test_spearman_is_scipy_on_the_published_frozen_means(published, paper_grid, 
     rho, p = spearman(points)
     assert rho == pytest.approx(expected.statistic)
     assert p == pytest.approx(expected.pvalue)
+    assert round(got["hoptimus_0"], 3) == 0.679 and round(got["musk"], 3) == 0.567
     fig = build_figure4(published, paper_grid)
     ax = fig.get_axes()[0]
     assert ax.get_xscale() == "log"

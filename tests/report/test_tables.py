@@ -204,7 +204,14 @@ def test_strategy_comparison_on_the_published_files(tmp_path: Path, registries) 
     means = [m["Mean_Dice"]["mean"] for models in data.values() for m in models.values()]
     assert frame.loc["frozen", "overall"] == pytest.approx(np.mean(means))
     assert frame.loc["frozen", "cells"] == len(means) == 18 * 17
-    assert frame["best_count"].sum() == 18 * 17
+    # the site's method comparison and the protocol's strategy x category means (§6)
+    overall = {"cnn_adapter": 0.7010, "dora": 0.6733, "lora": 0.6692, "frozen": 0.6590}
+    assert {s: round(frame.loc[s, "overall"], 4) for s in overall} == overall
+    assert round(frame.loc["transformer_adapter", "overall"], 4) == 0.6573
+    nuclear = [round(frame.loc[s, "nuclear"], 3) for s in strategies]
+    assert nuclear == [0.592, 0.615, 0.617, 0.656, 0.593]
+    wins = {"frozen": 12, "lora": 44, "dora": 63, "cnn_adapter": 180, "transformer_adapter": 7}
+    assert frame["best_count"].to_dict() == wins
 
 
 def test_cards_from_registry_records(tmp_path: Path, registries) -> None:

@@ -212,3 +212,30 @@ def resource_table(config: Any, registries: Any, cells: Any = CORNERS) -> str:
             f"| {predict.runtime} |"
         )
     return "\n".join(lines)
+
+
+def compute_table(config: Any, registries: Any) -> str:
+    """Markdown table of the grid's estimated GPU-hours per strategy (train and predict, by the
+    FLOP rule) and its first-attempt time limits, with the total (ARTIFACT.md's compute)."""
+    from densebench.spec import build_run_spec
+
+    fractions = config["data"]["split_fractions"]
+    lines = [
+        "| strategy | runs | train GPU h | predict GPU h | train time limits (GPU h) |",
+        "|---|---|---|---|---|",
+    ]
+    total = [0, 0.0, 0.0, 0.0]
+    for strategy in config["strategies"]:
+        row = [0, 0.0, 0.0, 0.0]
+        for dataset in config["datasets"]:
+            card = registries.datasets[dataset]
+            for model in config["models"]:
+                spec = build_run_spec(config, dataset, model, strategy, registries)
+                row[0] += 1
+                row[1] += gpu_seconds(spec, card, fractions, "train") / 3600
+                row[2] += gpu_seconds(spec, card, fractions, "predict") / 3600
+                row[3] += job_resources(spec, card, fractions, "train").runtime / 60
+        total = [a + b for a, b in zip(total, row, strict=True)]
+        lines.append(f"| {strategy} | {row[0]} | {row[1]:.0f} | {row[2]:.1f} | {row[3]:.0f} |")
+    lines.append(f"| **all** | {total[0]} | {total[1]:.0f} | {total[2]:.1f} | {total[3]:.0f} |")
+    return "\n".join(lines)

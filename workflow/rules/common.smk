@@ -403,16 +403,24 @@ def report_grid_json(extend=True, sizes=False):
     return canonical(out)
 
 
-def cards_json(axis):
-    """The fields the cards of an axis show, per registry record, config names first (so an
-    edit of another field re-renders no card)."""
+def report_grid(wildcards):
+    """The grid param of a source's products: the config's grid for our runs (so a record
+    added outside it re-renders nothing), extended by the registry for the published and
+    merged sources (the paper's names)."""
+    return report_grid_json(extend=wildcards.source != "reproduced")
+
+
+def report_grid_sizes(wildcards):
+    """`report_grid` with the models' parameter counts (Figure 4)."""
+    return report_grid_json(extend=wildcards.source != "reproduced", sizes=True)
+
+
+def cards_json(axis, source):
+    """The fields the cards of an axis show, per record of the source's grid (`report_grid`),
+    config names first (so an edit of another field re-renders no card)."""
     records, fields = REGISTRIES.axis(axis), card_fields(axis)
-    return canonical(
-        {
-            k: {f: records[k][f] for f in fields if f in records[k]}
-            for k in registry_order(axis, config[axis])
-        }
-    )
+    names = registry_order(axis, config[axis]) if source != "reproduced" else config[axis]
+    return canonical({k: {f: records[k][f] for f in fields if f in records[k]} for k in names})
 
 
 REPORT_TABLES = (

@@ -20,7 +20,7 @@ rule figure3:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
         metric=config["report"]["metric"],
     message:
         "Rendering Figure 3 of the {wildcards.source} results (no GPU)"
@@ -47,7 +47,7 @@ rule figure4:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(sizes=True),
+        grid=report_grid_sizes,
     message:
         "Rendering Figure 4 (parameters vs frozen Mean Dice) of the {wildcards.source} results"
     shell:
@@ -74,7 +74,7 @@ rule heatmap:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
     message:
         "Rendering the model x dataset heat map of {wildcards.strategy}"
         " ({wildcards.source} results; no GPU)"
@@ -101,7 +101,7 @@ rule sota_chart:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
     message:
         "Rendering the best-per-dataset bar chart of the {wildcards.source} results (no GPU)"
     shell:
@@ -127,7 +127,7 @@ rule rank_chart:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
     message:
         "Rendering the average-rank bar chart of the {wildcards.source} results (no GPU)"
     shell:
@@ -153,7 +153,7 @@ rule cd_diagram:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
     message:
         "Rendering the critical-difference diagram of the {wildcards.source} results (no GPU)"
     shell:

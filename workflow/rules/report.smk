@@ -79,7 +79,7 @@ rule strategy_tables:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
     message:
         "Rendering the per-(dataset, strategy) tables of the {wildcards.source} results (no GPU)"
     shell:
@@ -106,7 +106,7 @@ rule class_tables:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
     message:
         "Rendering the per-class tables of the {wildcards.source} results (no GPU)"
     shell:
@@ -139,7 +139,7 @@ rule summaries:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
         out_dir=parent_dir,
     message:
         "Rendering the best-per-dataset and average-rank tables of the {wildcards.source} results"
@@ -166,7 +166,7 @@ rule strategy_comparison:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
         stem=output_stem,
     message:
         "Comparing the strategies of the {wildcards.source} results (no GPU)"
@@ -193,7 +193,7 @@ rule friedman:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
         stem=output_stem,
     message:
         "Friedman test and Nemenyi critical difference of the {wildcards.source} results"
@@ -219,7 +219,7 @@ rule cards:
     conda:
         "../../envs/report.yaml"
     params:
-        records=lambda wildcards: cards_json(f"{wildcards.axis}s"),
+        records=lambda wildcards: cards_json(f"{wildcards.axis}s", wildcards.source),
         stem=output_stem,
     message:
         "Rendering the {wildcards.axis} cards from the registry (no GPU)"
@@ -247,7 +247,7 @@ rule paired_bootstrap:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(),
+        grid=report_grid,
         replicates=SCORING["replicates"],
         seed=SCORING["seed"],
         definitions=SCORING["definitions"],

@@ -1,0 +1,73 @@
+"""Figures of the paper's ablations (issue 12), drawn from the tidy table of the ablation's runs.
+
+- ``build_lora_rank`` (the paper's Figure 5): one panel per dataset; per model its Mean Dice
+  with the 95% bootstrap CI at each LoRA rank (log2 x axis), and full fine-tuning (the
+  ``reference`` strategy) as a dashed line in the model's colour with its CI as a band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from densebench.report import style
+from densebench.report.grid import Grid
+from densebench.report.ranking import RANK_METRIC, metric_cells
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+PANEL_IN: tuple[float, float] = (2.6, 2.4)
+
+
+def build_lora_rank(
+    table: pd.DataFrame, grid: Grid, ranks: Mapping[str, int], reference: str | None = "full"
+) -> Figure:
+    """Mean Dice [95% CI] per LoRA rank (``ranks``: strategy -> rank) and the full fine-tuning
+    reference line, one panel per dataset."""
+    from matplotlib.figure import Figure
+
+    cells = metric_cells(table, grid)
+    datasets = [d for d in grid.datasets if d in set(cells["dataset"])]
+    if not datasets:
+        raise ValueError(f"LoRA-rank figure: no {RANK_METRIC} cells of the ablation's runs")
+    styles = style.model_styles(grid)
+    with style.print_style():
+        width, height = PANEL_IN
+        fig = Figure(figsize=(width * len(datasets), height), layout="constrained")
+        axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+        for ax, dataset in zip(axes, datasets, strict=True):
+            part = cells[cells["dataset"] == dataset]
+            for model in grid.models:
+                rows = part[part["model"] == model]
+                if rows.empty:
+                    continue
+                colour, marker = styles[model]
+                lora = rows[rows["strategy"].isin(list(ranks))]
+                lora = lora.assign(rank=lora["strategy"].map(ranks)).sort_values("rank")
+                if not lora.empty:
+                    errors = [
+                        lora["boot_mean"] - lora["ci_lower"],
+                        lora["ci_upper"] - lora["boot_mean"],
+                    ]
+                    ax.errorbar(
+                        lora["rank"], lora["boot_mean"], yerr=[e.clip(lower=0) for e in errors],
+                        color=colour, marker=marker, capsize=2, label=grid.name("models", model),
+                    )  # fmt: skip
+                full = rows[rows["strategy"] == reference]
+                if not full.empty:
+                    ref = full.iloc[0]
+                    ax.axhline(ref["boot_mean"], color=colour, linestyle="--", linewidth=1)
+                    ax.axhspan(ref["ci_lower"], ref["ci_upper"], color=colour, alpha=0.12)
+            ax.set_xscale("log", base=2)
+            present = sorted({ranks[s] for s in part["strategy"] if s in ranks})
+            ax.set_xticks(present, [str(r) for r in present])
+            ax.set_title(grid.name("datasets", dataset))
+            ax.set_xlabel("LoRA rank")
+        axes[0].set_ylabel("Mean Dice (95% CI)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            note = f"dashed: {grid.name('strategies', reference)}" if reference else ""
+            fig.legend(handles, labels, loc="outside lower center", ncols=4, title=note)
+    return fig
