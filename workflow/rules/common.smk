@@ -419,8 +419,12 @@ def cards_json(axis, source):
     """The fields the cards of an axis show, per record of the source's grid (`report_grid`),
     config names first (so an edit of another field re-renders no card)."""
     records, fields = REGISTRIES.axis(axis), card_fields(axis)
-    names = registry_order(axis, config[axis]) if source != "reproduced" else config[axis]
-    return canonical({k: {f: records[k][f] for f in fields if f in records[k]} for k in names})
+    names = (
+        registry_order(axis, config[axis]) if source != "reproduced" else config[axis]
+    )
+    return canonical(
+        {k: {f: records[k][f] for f in fields if f in records[k]} for k in names}
+    )
 
 
 REPORT_TABLES = (
