@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv demo test lint format dry-run bench clean
+.PHONY: venv demo demo-ablations test lint format dry-run bench clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	snakemake --configfile config/demo.yaml --cores $(CORES)
+
+# The demo's ablations at tiny scale (their figures under results/ablations/), after `make demo`.
+demo-ablations: venv
+	snakemake --configfile config/demo.yaml --cores $(CORES) ablation_lora_rank token_similarity
 
 test: venv lint
 	pytest

@@ -28,6 +28,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/ablations.smk"
 
 
 onstart:
@@ -38,6 +39,7 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        ablation_targets(),
 
 
 # Every figure and table of one results source (config results_source), nothing else:
@@ -45,3 +47,15 @@ rule all:
 rule report:
     input:
         report_files(config["results_source"]),
+
+
+# The LoRA-rank ablation (config ablations.lora_rank): its runs, scores and Figure 5.
+rule ablation_lora_rank:
+    input:
+        ablation_targets("lora_rank"),
+
+
+# Token similarity of the last layer's patch tokens per strategy (ablations.token_similarity).
+rule token_similarity:
+    input:
+        ablation_targets("token_similarity"),

@@ -33,7 +33,7 @@ AXES = ("models", "datasets", "strategies")
 GUIDE_RECORDS = {
     "models": ("tiny_vit", "tiny_dinov2"),
     "datasets": ("demo_crypts",),
-    "strategies": ("lora_r4",),
+    "strategies": ("lora_r2",),
 }
 """The guide's example records, per registry."""
 GRID = {
@@ -259,20 +259,20 @@ def test_card_with_an_existing_converter_converts_its_raw_layout_fixture(tmp_pat
 
 
 def test_new_strategy_adds_its_runs_and_its_lora_parameters(scratch, capsys):
-    plan = planned(scratch.workdir, overlay(scratch, "r4", strategies=["frozen", "lora_r4"]))
-    assert plan["train"] == plan["predict"] == 2  # the lora_r4 cells; frozen is done
+    plan = planned(scratch.workdir, overlay(scratch, "r2", strategies=["frozen", "lora_r2"]))
+    assert plan["train"] == plan["predict"] == 2  # the lora_r2 cells; frozen is done
     assert "convert" not in plan
     kw = parsed_record(scratch, "models", "tiny_vit")["kwargs"]
     dim, depth = kw["embed_dim"], kw["depth"]
-    small = parsed_record(scratch, "strategies", "lora_r4")["rank"]
+    small = parsed_record(scratch, "strategies", "lora_r2")["rank"]
     large = parsed_record(scratch, "strategies", "lora")["rank"]
     count = {
-        s: params(capsys, scratch.config, "tiny_vit", s) for s in ("frozen", "lora_r4", "lora")
+        s: params(capsys, scratch.config, "tiny_vit", s) for s in ("frozen", "lora_r2", "lora")
     }
-    assert count["lora_r4"]["adapted_modules"] == count["lora"]["adapted_modules"] == 2 * depth
+    assert count["lora_r2"]["adapted_modules"] == count["lora"]["adapted_modules"] == 2 * depth
     # timm attention: qkv (D -> 3D) and proj (D -> D) get r(D + 3D) + r(D + D) = 6·r·D per block
-    assert count["lora_r4"]["trainable"] - count["frozen"]["trainable"] == 6 * small * dim * depth
-    lora_difference = count["lora"]["trainable"] - count["lora_r4"]["trainable"]
+    assert count["lora_r2"]["trainable"] - count["frozen"]["trainable"] == 6 * small * dim * depth
+    lora_difference = count["lora"]["trainable"] - count["lora_r2"]["trainable"]
     assert lora_difference == 6 * (large - small) * dim * depth
 
 

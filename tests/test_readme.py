@@ -36,6 +36,7 @@ PUBLISHED_REPORT = ".venv/bin/snakemake --cores 2 report --config results_source
 HOW = {
     "make venv": "make -n",
     "make demo": "make -n",
+    "make demo-ablations": "make -n",
     "make test": "make -n",
     "make lint": "make -n",
     "make format": "make -n",
@@ -47,6 +48,7 @@ HOW = {
     ".venv/bin/densebench params --model PathOrchestra --strategy lora --dataset GlaS": "run",
     ".venv/bin/snakemake --cores 1 resources/weights/<model>": "dry-run",
     DEMO_FIGURE: "dry-run",
+    ".venv/bin/snakemake -n ablation_lora_rank": "run",
     PUBLISHED_REPORT: "run with published drops",
     ".venv/bin/snakemake report --report results/report.html --config results_source=published": (
         "run after the published report"

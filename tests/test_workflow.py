@@ -290,6 +290,56 @@ def test_merged_report_ranks_our_runs_beside_the_published(demo_run):
     assert html.startswith("<!doctype html>") and "Demo glands" in html
 
 
+def test_lora_rank_ablation_at_tiny_scale_shares_the_grids_runs(demo_run):
+    workdir, run = demo_run
+    reduced = yaml.safe_load((workdir / "test_config.yaml").read_text())
+    small = {"datasets": ["demo_glands"], "models": ["demo_vit_p8"]}
+    reduced["ablations"] = {"lora_rank": {**small, "strategies": ["lora_r4", "lora", "full"]}}
+    config = workdir / "ablation_config.yaml"
+    config.write_text(yaml.safe_dump(reduced))
+    ablation = ["ablation_lora_rank", "--configfile", str(config), "--cores", "2"]
+    counts = planned(workdir, ablation)
+    assert counts["train"] == 2 and counts["figure5"] == 1  # LoRA rank 16 is the grid's run
+    snakemake(workdir, *ablation)
+    scores = pd.read_csv(workdir / "results/ablations/lora_rank/scores.csv")
+    assert set(scores["strategy"]) == {"lora_r4", "lora", "full"}
+    lora = scores[(scores["strategy"] == "lora") & (scores["metric"] == "Mean_Dice")]
+    grid = pd.read_csv(workdir / "results/scores/demo_glands.csv")
+    same = grid[(grid["model"] == "demo_vit_p8") & (grid["strategy"] == "lora")]
+    assert lora["boot_mean"].tolist() == same[same["metric"] == "Mean_Dice"]["boot_mean"].tolist()
+    png = workdir / "results/ablations/lora_rank/figure5.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert planned(workdir, ablation) == {} and planned(workdir, run) == {}
+
+
+def test_token_similarity_of_the_grids_runs(demo_run):
+    workdir = demo_run[0]
+    reduced = yaml.safe_load((workdir / "test_config.yaml").read_text())
+    reduced["ablations"] = {
+        "token_similarity": {
+            "datasets": ["demo_glands"],
+            "models": ["demo_vit_p8"],
+            "strategies": ["frozen", "lora"],
+            "images": 3,
+        }
+    }
+    config = workdir / "similarity_config.yaml"
+    config.write_text(yaml.safe_dump(reduced))
+    target = ["token_similarity", "--configfile", str(config), "--cores", "2"]
+    counts = planned(workdir, target)
+    assert "train" not in counts and "predict" not in counts  # the grid's runs, reused
+    assert counts["token_similarity_run"] == 1
+    snakemake(workdir, *target)
+    root = workdir / "results/ablations/token_similarity"
+    table = pd.read_csv(root / "demo_glands/demo_vit_p8.csv")
+    assert table["strategy"].tolist() == ["frozen", "lora"]
+    assert table["mean_similarity"].between(-1, 1).all() and (table["images"] == 3).all()
+    maps = np.load(root / "demo_glands/demo_vit_p8.npz")
+    assert maps["lora"].shape == (4, 8, 8)  # 4 query tokens over the 8 x 8 patch grid (64 px)
+    assert np.allclose([maps["lora"][0].flat[0], maps["lora"][-1].flat[-1]], 1.0)  # self
+    assert (root / "figure.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_deleted_prediction_only_repredicts(demo_run):
     workdir, run = demo_run
     run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"

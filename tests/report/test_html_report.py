@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO
-from tests.report.test_report_workflow import FIGURES, REPORT, STRATEGIES
+from tests.report.conftest import REPORT
+from tests.report.test_report_workflow import FIGURES, STRATEGIES
 from tests.test_workflow import snakemake
 
 pytestmark = pytest.mark.workflow
@@ -26,17 +26,10 @@ SOURCE = "results/report/published"
 
 
 @pytest.fixture(scope="module")
-def report_html(tmp_path_factory) -> Path:
-    """The published report rendered from hand drops, then `snakemake --report` of it."""
-    workdir = tmp_path_factory.mktemp("html")
-    (workdir / "config").symlink_to(REPO / "config")
-    drop = workdir / "resources/published"
-    drop.mkdir(parents=True)
-    for path in (FIXTURES / "published").glob("*.json"):
-        shutil.copy(path, drop / path.name)
-    snakemake(workdir, "--cores", "2", *REPORT)
-    snakemake(workdir, REPORT[0], "--report", "results/report.html", *REPORT[1:])
-    return workdir / "results/report.html"
+def report_html(published_report) -> Path:
+    """`snakemake --report` of the published report."""
+    snakemake(published_report, REPORT[0], "--report", "results/report.html", *REPORT[1:])
+    return published_report / "results/report.html"
 
 
 def embedded_results(html: str) -> dict:

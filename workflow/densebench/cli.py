@@ -257,6 +257,51 @@ def cmd_paired_bootstrap(args: argparse.Namespace) -> None:
     write_paired(frame, grid, args.csv, args.md)
 
 
+def cmd_ablation_figure(args: argparse.Namespace) -> None:
+    """The figure of an ablation from the scores of its runs (PNG and PDF)."""
+    import pandas as pd
+
+    from densebench.report.ablations import build_lora_rank, build_token_similarity
+    from densebench.report.aggregate import aggregate
+    from densebench.report.figures import save_figure
+    from densebench.report.grid import Grid
+
+    table = aggregate([args.scores])
+    grid = Grid.from_json(args.grid).within(table)
+    if args.kind == "lora_rank":
+        if args.ranks is None:
+            raise ValueError("ablation-figure lora_rank: pass --ranks '{strategy: rank}'")
+        fig = build_lora_rank(table, grid, args.ranks)
+    else:
+        if not args.similarity:
+            raise ValueError("ablation-figure token_similarity: pass --similarity TABLE ...")
+        similarity = pd.concat([pd.read_csv(p) for p in args.similarity], ignore_index=True)
+        fig = build_token_similarity(similarity, table, grid)
+    save_figure(fig, args.png, args.pdf)
+
+
+def cmd_token_similarity(args: argparse.Namespace) -> None:
+    """Mean pairwise cosine similarity of the patch tokens of trained runs on test images."""
+    import numpy as np
+    import pandas as pd
+
+    from densebench.atomic import atomic_output, write_table
+    from densebench.evaluate.confusion import RUN_KEYS
+    from densebench.evaluate.predict import token_similarity
+
+    rows, maps = [], {}
+    for checkpoint in args.checkpoints:
+        keys = dict(zip(RUN_KEYS, checkpoint.parts[-4:-1], strict=True))
+        value, query = token_similarity(
+            checkpoint, args.store, args.weights, args.images, args.queries
+        )
+        rows.append({**keys, "mean_similarity": value, "images": args.images})
+        maps[keys["strategy"]] = query
+    write_table(pd.DataFrame(rows), args.out)
+    with atomic_output(args.maps) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **maps)
+
+
 def cmd_reproduction(args: argparse.Namespace) -> None:
     """The reproduction report: our runs against the published results, cell by cell."""
     from densebench.report.grid import Grid
@@ -463,6 +508,37 @@ def build_parser() -> argparse.ArgumentParser:
             (("--csv",), path),
             (("--md",), path),
             (("confusions",), paths),
+        ],
+    )
+    add(
+        sub,
+        "ablation-figure",
+        cmd_ablation_figure,
+        [
+            (("kind",), {"choices": ("lora_rank", "token_similarity")}),
+            (("--scores",), path),
+            (("--grid",), js),
+            (("--ranks",), {"type": json_arg, "default": None, "help": "{strategy: LoRA rank}"}),
+            (("--similarity",), {"type": Path, "nargs": "*", "help": "token-similarity tables"}),
+            (("--png",), path),
+            (("--pdf",), path),
+        ],
+    )
+    add(
+        sub,
+        "token-similarity",
+        cmd_token_similarity,
+        [
+            (("--store",), path),
+            (("--weights",), opt_path),
+            (("--images",), {"type": int, "default": 8}),
+            (("--queries",), {"type": int, "default": 4}),
+            (("--out",), path),
+            (("--maps",), path),
+            (
+                ("checkpoints",),
+                {**paths, "help": "results/runs/<dataset>/<model>/<strategy>/best.pt"},
+            ),
         ],
     )
     add(

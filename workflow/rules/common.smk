@@ -380,15 +380,10 @@ def registry_order(axis, first):
     return [*first, *(k for k in REGISTRIES.axis(axis) if k not in first)]
 
 
-def report_grid_json(extend=True, sizes=False):
-    """The order, display names, categories and model sizes the report shows: the config's
-    names first, then (`extend`) every other registry record, of which a source's table
-    picks its own; without `extend` the config's grid alone (the reproduction report's);
-    `sizes` adds the models' parameter counts (Figure 4's x axis)."""
-    first = {"datasets": DATASETS, "models": MODELS, "strategies": STRATEGIES}
-    grid = {
-        a: registry_order(a, names) if extend else names for a, names in first.items()
-    }
+def grid_json(grid, sizes=False):
+    """A grid's names in order ({axis: [names]}) with their display names, dataset
+    categories and (`sizes`) the models' parameter counts, as JSON (densebench.report.grid).
+    """
     names = {
         axis: {k: REGISTRIES.axis(axis)[k].get("display_name", k) for k in grid[axis]}
         for axis in grid
@@ -401,6 +396,19 @@ def report_grid_json(extend=True, sizes=False):
             m: models[m]["params_m"] for m in grid["models"] if "params_m" in models[m]
         }
     return canonical(out)
+
+
+def report_grid_json(extend=True, sizes=False):
+    """The grid the report shows: the config's names first, then (`extend`) every other
+    registry record, of which a source's table picks its own; without `extend` the config's
+    grid alone (the reproduction report's); `sizes`: with Figure 4's parameter counts.
+    """
+    first = {"datasets": DATASETS, "models": MODELS, "strategies": STRATEGIES}
+    grid = {
+        a: registry_order(a, names) if extend else list(names)
+        for a, names in first.items()
+    }
+    return grid_json(grid, sizes)
 
 
 def report_grid(wildcards):
@@ -465,3 +473,88 @@ def report_files(source):
     if source == "merged":
         files += expand("results/report/reproduction.{ext}", ext=("html", "md", "csv"))
     return files
+
+
+# ---- ablations (workflow/rules/ablations.smk): config `ablations.<name>` -----------------
+ABLATIONS = config["ablations"]
+for _name, _ablation in ABLATIONS.items():
+    REGISTRIES.check_names(
+        {axis: _ablation[axis] for axis in ("models", "datasets", "strategies")}
+    )
+
+
+def ablation_cells(name):
+    """(dataset, model, strategy) of an ablation's runs, in config order."""
+    a = ABLATIONS[name]
+    return [
+        (d, m, s) for d in a["datasets"] for m in a["models"] for s in a["strategies"]
+    ]
+
+
+def ablation_run_files(name, file):
+    """One file of every run of an ablation (the grid's run folders: a cell it shares with
+    the grid is the same run)."""
+    return [f"results/runs/{d}/{m}/{s}/{file}" for d, m, s in ablation_cells(name)]
+
+
+def ablation_grid_json(name):
+    """The order and display names of an ablation's figure."""
+    a = ABLATIONS[name]
+    return grid_json({axis: a[axis] for axis in ("datasets", "models", "strategies")})
+
+
+def lora_ranks_json():
+    """The LoRA rank of each LoRA strategy of the rank ablation (the figure's x axis)."""
+    records = REGISTRIES.strategies
+    strategies = ABLATIONS["lora_rank"]["strategies"]
+    return canonical(
+        {s: records[s]["rank"] for s in strategies if records[s]["encoder"] == "lora"}
+    )
+
+
+ABLATION_TARGETS = {
+    "lora_rank": ["results/ablations/lora_rank/figure5.png"],
+    "token_similarity": ["results/ablations/token_similarity/figure.png"],
+}
+ABLATION_PATTERN = "|".join(ABLATION_TARGETS)
+
+
+def similarity_files(wildcards):
+    """The token-similarity tables of every (dataset, model) of that analysis."""
+    a = ABLATIONS["token_similarity"]
+    return expand(
+        "results/ablations/token_similarity/{dataset}/{model}.csv",
+        dataset=a["datasets"],
+        model=a["models"],
+    )
+
+
+def similarity_inputs(wildcards):
+    """A (dataset, model)'s store, weights and the best.pt of each strategy's run."""
+    inputs = run_inputs(wildcards)
+    strategies = ABLATIONS["token_similarity"]["strategies"]
+    inputs["best"] = [
+        f"results/runs/{wildcards.dataset}/{wildcards.model}/{s}/best.pt"
+        for s in strategies
+    ]
+    return inputs
+
+
+def ablation_targets(name=None):
+    """The products of one ablation, or (no name) of every enabled one (part of `all`)."""
+    if name is not None:
+        return ABLATION_TARGETS[name]
+    enabled = [n for n, a in ABLATIONS.items() if a["enabled"]]
+    return [t for n in enabled for t in ABLATION_TARGETS[n]]
+
+
+def similarity_resource(name):
+    """Resource callable of the token-similarity job: a prediction's (it runs the test images
+    through the model), of the analysis' first strategy."""
+    first = ABLATIONS["token_similarity"]["strategies"][0]
+
+    def value(wildcards, attempt):
+        cell = (wildcards.dataset, wildcards.model, first)
+        return getattr(cell_resources("predict", *cell, attempt), name)
+
+    return value

@@ -50,6 +50,7 @@ rule figure4:
         grid=report_grid_sizes,
     message:
         "Rendering Figure 4 (parameters vs frozen Mean Dice) of the {wildcards.source} results"
+        " (no GPU)"
     shell:
         "densebench figure figure4 --table {input.table} --grid {params.grid:q}"
         " --png {output.png} --pdf {output.pdf} > {log} 2>&1"

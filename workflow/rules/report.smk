@@ -143,6 +143,7 @@ rule summaries:
         out_dir=parent_dir,
     message:
         "Rendering the best-per-dataset and average-rank tables of the {wildcards.source} results"
+        " (no GPU)"
     shell:
         "densebench summaries --table {input.table} --grid {params.grid:q}"
         " --out-dir {params.out_dir} > {log} 2>&1"
@@ -196,7 +197,7 @@ rule friedman:
         grid=report_grid,
         stem=output_stem,
     message:
-        "Friedman test and Nemenyi critical difference of the {wildcards.source} results"
+        "Friedman test and Nemenyi critical difference of the {wildcards.source} results (no GPU)"
     shell:
         "densebench table friedman --table {input.table} --grid {params.grid:q}"
         " --out {params.stem} > {log} 2>&1"

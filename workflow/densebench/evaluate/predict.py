@@ -16,6 +16,7 @@ Every downstream number is a pure function of the saved matrices, written by
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,34 @@ def predict_run(
     keys = {k: getattr(spec, k) for k in RUN_KEYS}
     write_confusion(Path(out), stacked, ids, DatasetStore(store).classes, keys)
     return {"images": len(ids), "pixels": int(stacked.sum())}
+
+
+def patch_tokens(model, x: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) last-layer patch tokens the decoder reads (after a Transformer adapter),
+    prefix tokens dropped."""
+    with torch.no_grad():
+        tokens = model.encode(x)
+        if model.token_adapter is not None:
+            tokens = model.token_adapter(tokens)
+    return tokens[:, model.backbone.num_prefix_tokens :, :]
+
+
+def token_similarity(
+    checkpoint: Path, store: Path, weights_dir: Path | None, images: int, queries: int
+) -> tuple[float, np.ndarray]:
+    """A run's mean pairwise token cosine similarity over its first ``images`` test images and
+    the similarity maps of ``queries`` evenly spaced query tokens of the first image."""
+    from densebench.evaluate.similarity import mean_similarity, query_maps
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec, model = load_run(checkpoint, weights_dir)
+    model.to(device).eval()
+    norm = spec.normalisation
+    data = SegmentationSplit(store, "test", spec.input_size, norm.mean, norm.std)
+    per_image = []
+    for k in range(min(images, len(data))):
+        tokens = patch_tokens(model, data[k][0][None].float().to(device))[0]
+        per_image.append(tokens.double().cpu().numpy())
+    side = math.isqrt(len(per_image[0]))
+    picks = np.linspace(0, side * side - 1, queries).round().astype(int).tolist()
+    return mean_similarity(per_image), query_maps(per_image[0], (side, side), picks)

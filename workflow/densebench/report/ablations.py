@@ -1,5 +1,8 @@
 """Figures of the paper's ablations (issue 12), drawn from the tidy table of the ablation's runs.
 
+- ``build_token_similarity`` (the paper's Figure 7): per run the mean token cosine similarity
+  (``densebench.evaluate.similarity``) against its Mean Dice gain over the frozen run of the
+  same (dataset, model), coloured by strategy, one marker per dataset.
 - ``build_lora_rank`` (the paper's Figure 5): one panel per dataset; per model its Mean Dice
   with the 95% bootstrap CI at each LoRA rank (log2 x axis), and full fine-tuning (the
   ``reference`` strategy) as a dashed line in the model's colour with its CI as a band.
@@ -70,4 +73,42 @@ def build_lora_rank(
         if handles:
             note = f"dashed: {grid.name('strategies', reference)}" if reference else ""
             fig.legend(handles, labels, loc="outside lower center", ncols=4, title=note)
+    return fig
+
+
+def similarity_gains(similarity: pd.DataFrame, table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Per run: its mean similarity, Mean Dice and gain over the frozen run (NaN without one)."""
+    cells = metric_cells(table, grid).loc[:, ["dataset", "model", "strategy", "boot_mean"]]
+    runs = similarity.merge(cells, on=["dataset", "model", "strategy"], how="inner")
+    frozen = runs[runs["strategy"] == "frozen"].loc[:, ["dataset", "model", "boot_mean"]]
+    runs = runs.merge(frozen, on=["dataset", "model"], how="left", suffixes=("", "_frozen"))
+    return runs.assign(gain=runs["boot_mean"] - runs["boot_mean_frozen"])
+
+
+def build_token_similarity(similarity: pd.DataFrame, table: pd.DataFrame, grid: Grid) -> Figure:
+    """Mean token similarity (x) against the Mean Dice gain over frozen (y) of every run."""
+    from matplotlib.figure import Figure
+
+    runs = similarity_gains(similarity, table, grid)
+    if runs.empty:
+        raise ValueError("token-similarity figure: no run has both a similarity and a score")
+    colours = style.strategy_colours(grid)
+    markers = {d: style.model_style(i)[1] for i, d in enumerate(grid.datasets)}
+    with style.print_style():
+        fig = Figure(figsize=(style.SINGLE_COLUMN_IN * 1.4, 3.0), layout="constrained")
+        ax = fig.subplots()
+        for strategy in grid.strategies:
+            for dataset in grid.datasets:
+                part = runs[(runs["strategy"] == strategy) & (runs["dataset"] == dataset)]
+                if part.empty:
+                    continue
+                ax.scatter(
+                    part["mean_similarity"], part["gain"], color=colours[strategy],
+                    marker=markers[dataset], s=28, edgecolors="black", linewidths=0.4,
+                    label=f"{grid.name('strategies', strategy)}, {grid.name('datasets', dataset)}",
+                )  # fmt: skip
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xlabel("mean pairwise cosine similarity of patch tokens")
+        ax.set_ylabel("Mean Dice gain over frozen")
+        fig.legend(loc="outside right upper", fontsize=style.MIN_FONT_PT)
     return fig

@@ -82,10 +82,24 @@ def tex_mark(text: str, mark: str) -> str:
     return {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(mark, text)
 
 
+def _numeric(cell: str) -> bool:
+    """Whether a cell shows a number (possibly marked, with a CI, or n/a)."""
+    text = cell.replace("**", "").replace("<u>", "").replace("</u>", "").strip()
+    head = text.split(" ")[0].rstrip("%")
+    if head in ("n/a", ""):
+        return True
+    try:
+        float(head)
+    except ValueError:
+        return False
+    return True
+
+
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]], title: str, note: str) -> str:
-    """A Markdown document: title, table (first column left, others right), note."""
+    """A Markdown document: title, table (numeric columns right-aligned, text left), note."""
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join(["---", *(["---:"] * (len(header) - 1))]) + "|")
+    numeric = [all(_numeric(row[i]) for row in rows) for i in range(len(header))]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join([*lines, "", note]) + "\n"
 

@@ -1,0 +1,116 @@
+"""The ablation target groups (issue 12): the grid each expands to, and Figure 5's builder."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from densebench.report.ablations import build_lora_rank
+from densebench.report.aggregate import COLUMNS, tidy
+from densebench.report.grid import Grid
+from tests.test_workflow import job_counts, snakemake, workdir, write_config  # noqa: F401
+
+LORA_RANK = {"lora_r4": 4, "lora_r8": 8, "lora": 16, "lora_r32": 32, "lora_r64": 64}
+LORA_RANK |= {"lora_r128": 128}
+
+
+@pytest.mark.workflow
+def test_lora_rank_target_lists_the_ablations_training_jobs(workdir):  # noqa: F811
+    dry = snakemake(workdir, "ablation_lora_rank", "-n", "--quiet", "rules", "reason")
+    counts = job_counts(dry.stdout + dry.stderr)
+    # 3 datasets x 4 models (one per size class) x (6 ranks + full fine-tuning)
+    assert counts["train"] == counts["predict"] == 3 * 4 * 7
+    assert counts["ablation_scores"] == counts["figure5"] == 1
+    assert "score" not in counts and "aggregate" not in counts  # the grid is not built
+    plan = snakemake(workdir, "ablation_lora_rank", "-n").stdout
+    cells = set(re.findall(r"Training (\S+) / (\S+) on (\S+) \(", plan))
+    assert {s for _, s, _ in cells} == {*LORA_RANK, "full"}
+    assert {d for _, _, d in cells} == {"TNBC", "GlaS", "COSAS24"}
+    assert {m for m, _, _ in cells} == {"lunit_vits8", "phikon", "uni_v1", "hoptimus_0"}
+
+
+@pytest.mark.workflow
+def test_ablations_are_not_in_all_unless_enabled(workdir):  # noqa: F811
+    ablation = {"lora_rank": {"datasets": ["demo_glands"], "models": ["demo_vit_p8"]}}
+    config = write_config(workdir, ablations=ablation)
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", str(config)).stdout)
+    assert "figure5" not in counts
+    ablation["lora_rank"]["enabled"] = True
+    config = write_config(workdir, ablations=ablation)
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", str(config)).stdout)
+    assert counts["figure5"] == 1 and counts["train"] == 45 + 6  # lora (rank 16) is shared
+
+
+@pytest.mark.workflow
+def test_unknown_ablation_names_fail_before_any_job(workdir):  # noqa: F811
+    config = write_config(workdir, ablations={"lora_rank": {"strategies": ["lora_r5"]}})
+    result = snakemake(workdir, "-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0 and "Unknown strategy 'lora_r5'" in result.stdout + result.stderr
+
+
+def _cells(values: dict[tuple[str, str, str], float]) -> pd.DataFrame:
+    rows = [
+        {
+            "dataset": d,
+            "model": m,
+            "strategy": s,
+            "metric": "Mean_Dice",
+            "class": pd.NA,
+            "class_name": pd.NA,
+            "point": v,
+            "boot_mean": v,
+            "ci_lower": v - 0.02,
+            "ci_upper": v + 0.02,
+            "boot_std": 0.01,
+            "n_images": 10,
+            "replicates": 100,
+            "seed": 42,
+            "source": "reproduced",
+        }
+        for (d, m, s), v in values.items()
+    ]
+    return tidy(pd.DataFrame(rows, columns=list(COLUMNS)))
+
+
+def test_lora_rank_figure_has_a_panel_per_dataset_and_the_full_reference():
+    values = {("D1", "a", s): 0.5 + r / 1000 for s, r in LORA_RANK.items()}
+    values |= {("D1", "a", "full"): 0.7, ("D2", "a", "lora"): 0.4, ("D2", "a", "lora_r4"): 0.3}
+    table = _cells(values)
+    grid = Grid(["D1", "D2"], ["a"], [*LORA_RANK, "full"]).within(table)
+    fig = build_lora_rank(table, grid, LORA_RANK)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == ["D1", "D2"]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == [str(r) for r in LORA_RANK.values()]
+    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["4", "16"]
+    line = axes[0].lines[0]
+    assert list(line.get_ydata()) == pytest.approx([values[("D1", "a", s)] for s in LORA_RANK])
+    full = [ln for ln in axes[0].lines if ln.get_linestyle() == "--"]
+    assert len(full) == 1 and full[0].get_ydata()[0] == pytest.approx(0.7)
+    assert not [ln for ln in axes[1].lines if ln.get_linestyle() == "--"]  # no full run on D2
+    with pytest.raises(ValueError, match="no Mean_Dice cells"):
+        build_lora_rank(table, Grid(["D3"], ["a"], ["lora"]), LORA_RANK)
+
+
+def test_token_similarity_figure_plots_each_runs_gain_over_frozen():
+    from densebench.report.ablations import build_token_similarity, similarity_gains
+
+    table = _cells({("D", "a", "frozen"): 0.5, ("D", "a", "lora"): 0.6, ("D", "a", "dora"): 0.45})
+    similarity = pd.DataFrame(
+        {
+            "dataset": ["D"] * 3,
+            "model": ["a"] * 3,
+            "strategy": ["frozen", "lora", "dora"],
+            "mean_similarity": [0.8, 0.4, 0.9],
+        }
+    )
+    grid = Grid(["D"], ["a"], ["frozen", "lora", "dora"])
+    gains = similarity_gains(similarity, table, grid).set_index("strategy")["gain"]
+    assert gains.to_dict() == pytest.approx({"frozen": 0.0, "lora": 0.1, "dora": -0.05})
+    ax = build_token_similarity(similarity, table, grid).get_axes()[0]
+    points = {tuple(np.round(c.get_offsets()[0], 3)) for c in ax.collections}
+    assert points == {(0.8, 0.0), (0.4, 0.1), (0.9, -0.05)}
+    with pytest.raises(ValueError, match="no run has both"):
+        build_token_similarity(similarity.assign(dataset="E"), table, grid)

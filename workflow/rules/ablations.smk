@@ -1,0 +1,106 @@
+# Ablations (issue 12): extra runs through the same train / predict path as the grid (their
+# strategies are registry records, e.g. lora_r4 ... lora_r128, full), scored together, each
+# ablation its own target group; in `all` only when its config `ablations.<name>.enabled`.
+
+
+rule ablation_scores:
+    input:
+        confusions=lambda wildcards: ablation_run_files(
+            wildcards.ablation, "confusion.npz"
+        ),
+    output:
+        scores="results/ablations/{ablation}/scores.csv",
+    log:
+        "logs/ablation_scores/{ablation}.log",
+    wildcard_constraints:
+        ablation=ABLATION_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        replicates=SCORING["replicates"],
+        seed=SCORING["seed"],
+        definitions=SCORING["definitions"],
+        background="--exclude-background" if SCORING["exclude_background"] else "",
+    message:
+        "Metrics and bootstrap CIs of the {wildcards.ablation} ablation's runs (no GPU)"
+    shell:
+        "densebench score --replicates {params.replicates} --seed {params.seed}"
+        " --definitions {params.definitions} {params.background}"
+        " --out {output.scores} {input.confusions} > {log} 2>&1"
+
+
+rule figure5:
+    input:
+        scores="results/ablations/lora_rank/scores.csv",
+    output:
+        png=report(
+            "results/ablations/lora_rank/figure5.png",
+            caption="../report/figure5.rst",
+            category="Ablations",
+            labels={"figure": "Figure 5: LoRA rank"},
+        ),
+        pdf="results/ablations/lora_rank/figure5.pdf",
+    log:
+        "logs/figure5/figure5.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=ablation_grid_json("lora_rank"),
+        ranks=lora_ranks_json(),
+    message:
+        "Rendering Figure 5 (Mean Dice per LoRA rank, full fine-tuning as reference; no GPU)"
+    shell:
+        "densebench ablation-figure lora_rank --scores {input.scores} --grid {params.grid:q}"
+        " --ranks {params.ranks:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule token_similarity_run:
+    input:
+        unpack(similarity_inputs),
+    output:
+        table="results/ablations/token_similarity/{dataset}/{model}.csv",
+        maps="results/ablations/token_similarity/{dataset}/{model}.npz",
+    log:
+        "logs/token_similarity/{dataset}/{model}.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        gpu=similarity_resource("gpu"),
+        mem_mb=similarity_resource("mem_mb"),
+        runtime=similarity_resource("runtime"),
+    params:
+        images=config["ablations"]["token_similarity"]["images"],
+        queries=config["ablations"]["token_similarity"]["queries"],
+        weights=weights_flag,
+    message:
+        "Token similarity of the {wildcards.model} runs on {wildcards.dataset}"
+    shell:
+        "densebench token-similarity --store {input.store} {params.weights}"
+        " --images {params.images} --queries {params.queries}"
+        " --out {output.table} --maps {output.maps} {input.best} > {log} 2>&1"
+
+
+rule token_similarity_figure:
+    input:
+        tables=similarity_files,
+        scores="results/ablations/token_similarity/scores.csv",
+    output:
+        png=report(
+            "results/ablations/token_similarity/figure.png",
+            caption="../report/token_similarity.rst",
+            category="Ablations",
+            labels={"figure": "token similarity"},
+        ),
+        pdf="results/ablations/token_similarity/figure.pdf",
+    log:
+        "logs/token_similarity_figure/figure.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=ablation_grid_json("token_similarity"),
+    message:
+        "Rendering token similarity against the Mean Dice gain over frozen (no GPU)"
+    shell:
+        "densebench ablation-figure token_similarity --scores {input.scores}"
+        " --similarity {input.tables} --grid {params.grid:q}"
+        " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
