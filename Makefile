@@ -21,7 +21,7 @@ demo: venv
 
 # The demo's ablations at tiny scale (their figures under results/ablations/), after `make demo`.
 demo-ablations: venv
-	snakemake --configfile config/demo.yaml --cores $(CORES) ablation_lora_rank token_similarity
+	snakemake --configfile config/demo.yaml --cores $(CORES) ablation_lora_rank token_similarity qualitative
 
 test: venv lint
 	pytest

@@ -59,3 +59,9 @@ rule ablation_lora_rank:
 rule token_similarity:
     input:
         ablation_targets("token_similarity"),
+
+
+# The qualitative figure per dataset (ablations.qualitative).
+rule qualitative:
+    input:
+        ablation_targets("qualitative"),

@@ -114,3 +114,30 @@ def test_token_similarity_figure_plots_each_runs_gain_over_frozen():
     assert points == {(0.8, 0.0), (0.4, 0.1), (0.9, -0.05)}
     with pytest.raises(ValueError, match="no run has both"):
         build_token_similarity(similarity.assign(dataset="E"), table, grid)
+
+
+def test_qualitative_overlays_one_palette_per_dataset():
+    from densebench.report.ablations import build_qualitative, class_palette, overlay
+
+    palette = class_palette(3)
+    assert palette[0].tolist() == [0, 0, 0] and len({tuple(c) for c in palette}) == 3
+    assert len(class_palette(22)) == 22  # tab20 beyond 10 classes
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    classes = np.array([[0, 1], [2, 255]])
+    out = overlay(image, classes, palette)
+    assert out[0, 0].tolist() == [100, 100, 100] and out[1, 1].tolist() == [100, 100, 100]
+    assert out[0, 1].tolist() == ((image[0, 1] + palette[1].astype(float)) / 2).round().tolist()
+    predictions = {
+        "image": np.stack([image, image]),
+        "truth": np.stack([classes, classes]),
+        "pred_frozen": np.zeros((2, 2, 2), dtype=int),
+        "pred_lora": np.stack([classes, classes]),
+    }
+    grid = Grid(["D"], ["a"], ["frozen", "lora", "dora"], names={"strategies": {"lora": "LoRA"}})
+    fig = build_qualitative(predictions, grid, ["background", "gland", "stroma"])
+    axes = fig.get_axes()
+    assert len(axes) == 2 * 4  # 2 images x (image, truth, frozen, LoRA): no DoRA prediction
+    assert [ax.get_title() for ax in axes[:4]] == ["Image", "Ground truth", "frozen", "LoRA"]
+    assert np.array_equal(axes[3].images[0].get_array(), overlay(image, classes, palette))
+    with pytest.raises(ValueError, match="no prediction"):
+        build_qualitative(predictions, Grid(["D"], ["a"], ["dora"]))

@@ -340,6 +340,30 @@ def test_token_similarity_of_the_grids_runs(demo_run):
     assert (root / "figure.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_qualitative_figure_of_the_grids_runs(demo_run):
+    workdir = demo_run[0]
+    reduced = yaml.safe_load((workdir / "test_config.yaml").read_text())
+    shown = {"datasets": ["demo_glands"], "models": ["demo_vit_p8"], "images": 2}
+    reduced["ablations"] = {"qualitative": {**shown, "strategies": ["frozen", "lora"]}}
+    config = workdir / "qualitative_config.yaml"
+    config.write_text(yaml.safe_dump(reduced))
+    target = ["qualitative", "--configfile", str(config), "--cores", "2"]
+    counts = planned(workdir, target)
+    assert "train" not in counts and counts["qualitative_run"] == 1  # the grid's runs
+    snakemake(workdir, *target)
+    root = workdir / "results/ablations/qualitative"
+    arrays = np.load(root / "demo_glands.npz")
+    assert arrays["image"].shape == (2, 64, 64, 3) and arrays["truth"].shape == (2, 64, 64)
+    assert set(arrays.files) == {"image", "truth", "ids", "pred_frozen", "pred_lora"}
+    # the figure's predictions are the run's: the same argmax as its confusion matrices count
+    confusion = np.load(workdir / "results/runs/demo_glands/demo_vit_p8/lora/confusion.npz")
+    counted = confusion["matrices"][:2].sum(axis=1)  # per image, pixels per predicted class
+    classes = counted.shape[1]
+    drawn = np.stack([np.bincount(p.ravel(), minlength=classes) for p in arrays["pred_lora"]])
+    assert np.array_equal(drawn, counted)
+    assert (root / "demo_glands.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_deleted_prediction_only_repredicts(demo_run):
     workdir, run = demo_run
     run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"

@@ -259,6 +259,7 @@ def cmd_paired_bootstrap(args: argparse.Namespace) -> None:
 
 def cmd_ablation_figure(args: argparse.Namespace) -> None:
     """The figure of an ablation from the scores of its runs (PNG and PDF)."""
+    import numpy as np
     import pandas as pd
 
     from densebench.report.ablations import build_lora_rank, build_token_similarity
@@ -266,6 +267,15 @@ def cmd_ablation_figure(args: argparse.Namespace) -> None:
     from densebench.report.figures import save_figure
     from densebench.report.grid import Grid
 
+    if args.kind == "qualitative":
+        from densebench.report.ablations import build_qualitative
+
+        save_figure(
+            build_qualitative(np.load(args.predictions), Grid.from_json(args.grid), args.classes),
+            args.png,
+            args.pdf,
+        )
+        return
     table = aggregate([args.scores])
     grid = Grid.from_json(args.grid).within(table)
     if args.kind == "lora_rank":
@@ -300,6 +310,30 @@ def cmd_token_similarity(args: argparse.Namespace) -> None:
     write_table(pd.DataFrame(rows), args.out)
     with atomic_output(args.maps) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **maps)
+
+
+def cmd_qualitative(args: argparse.Namespace) -> None:
+    """Predictions of trained runs on their first test images, for the qualitative figure."""
+    import numpy as np
+
+    from densebench.atomic import atomic_output
+    from densebench.evaluate.confusion import RUN_KEYS
+    from densebench.evaluate.predict import qualitative_predictions
+
+    arrays = {}
+    for checkpoint in args.checkpoints:
+        keys = dict(zip(RUN_KEYS, checkpoint.parts[-4:-1], strict=True))
+        pictures, truths, predictions, ids = qualitative_predictions(
+            checkpoint, args.store, args.weights, args.images
+        )
+        arrays["image"], arrays["truth"], arrays["ids"] = (
+            np.stack(pictures),
+            np.stack(truths),
+            np.array(ids),
+        )
+        arrays[f"pred_{keys['strategy']}"] = np.stack(predictions)
+    with atomic_output(args.out) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def cmd_reproduction(args: argparse.Namespace) -> None:
@@ -515,8 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
         "ablation-figure",
         cmd_ablation_figure,
         [
-            (("kind",), {"choices": ("lora_rank", "token_similarity")}),
-            (("--scores",), path),
+            (("kind",), {"choices": ("lora_rank", "token_similarity", "qualitative")}),
+            (("--scores",), opt_path),
+            (("--predictions",), {**opt_path, "help": "qualitative: the predictions (.npz)"}),
+            (("--classes",), {"type": json_arg, "default": None, "help": "qualitative: names"}),
             (("--grid",), js),
             (("--ranks",), {"type": json_arg, "default": None, "help": "{strategy: LoRA rank}"}),
             (("--similarity",), {"type": Path, "nargs": "*", "help": "token-similarity tables"}),
@@ -535,6 +571,21 @@ def build_parser() -> argparse.ArgumentParser:
             (("--queries",), {"type": int, "default": 4}),
             (("--out",), path),
             (("--maps",), path),
+            (
+                ("checkpoints",),
+                {**paths, "help": "results/runs/<dataset>/<model>/<strategy>/best.pt"},
+            ),
+        ],
+    )
+    add(
+        sub,
+        "qualitative",
+        cmd_qualitative,
+        [
+            (("--store",), path),
+            (("--weights",), opt_path),
+            (("--images",), {"type": int, "default": 3}),
+            (("--out",), path),
             (
                 ("checkpoints",),
                 {**paths, "help": "results/runs/<dataset>/<model>/<strategy>/best.pt"},

@@ -104,3 +104,48 @@ rule token_similarity_figure:
         "densebench ablation-figure token_similarity --scores {input.scores}"
         " --similarity {input.tables} --grid {params.grid:q}"
         " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule qualitative_run:
+    input:
+        unpack(qualitative_inputs),
+    output:
+        predictions="results/ablations/qualitative/{dataset}.npz",
+    log:
+        "logs/qualitative/{dataset}.log",
+    conda:
+        "../../envs/train.yaml"
+    params:
+        images=config["ablations"]["qualitative"]["images"],
+        weights=qualitative_weights_flag,
+    message:
+        "Predicting the qualitative figure's test images of {wildcards.dataset}"
+    shell:
+        "densebench qualitative --store {input.store} {params.weights}"
+        " --images {params.images} --out {output.predictions} {input.best} > {log} 2>&1"
+
+
+rule qualitative_figure:
+    input:
+        predictions="results/ablations/qualitative/{dataset}.npz",
+    output:
+        png=report(
+            "results/ablations/qualitative/{dataset}.png",
+            caption="../report/qualitative.rst",
+            category="Ablations",
+            labels={"figure": "qualitative", "dataset": "{dataset}"},
+        ),
+        pdf="results/ablations/qualitative/{dataset}.pdf",
+    log:
+        "logs/qualitative_figure/{dataset}.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=ablation_grid_json("qualitative"),
+        classes=class_names_json,
+    message:
+        "Rendering the qualitative figure of {wildcards.dataset} (no GPU)"
+    shell:
+        "densebench ablation-figure qualitative --predictions {input.predictions}"
+        " --grid {params.grid:q} --classes {params.classes:q}"
+        " --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -515,6 +515,10 @@ def lora_ranks_json():
 ABLATION_TARGETS = {
     "lora_rank": ["results/ablations/lora_rank/figure5.png"],
     "token_similarity": ["results/ablations/token_similarity/figure.png"],
+    "qualitative": expand(
+        "results/ablations/qualitative/{dataset}.png",
+        dataset=ABLATIONS["qualitative"]["datasets"],
+    ),
 }
 ABLATION_PATTERN = "|".join(ABLATION_TARGETS)
 
@@ -558,3 +562,27 @@ def similarity_resource(name):
         return getattr(cell_resources("predict", *cell, attempt), name)
 
     return value
+
+
+def qualitative_inputs(wildcards):
+    """A dataset's store, the shown model's weights and the best.pt of each strategy's run."""
+    a = ABLATIONS["qualitative"]
+    model = a["models"][0]
+    inputs = {"store": f"resources/datasets/{wildcards.dataset}.zarr"}
+    if needs_weights(model):
+        inputs["weights"] = f"resources/weights/{model}"
+    inputs["best"] = [
+        f"results/runs/{wildcards.dataset}/{model}/{s}/best.pt" for s in a["strategies"]
+    ]
+    return inputs
+
+
+def qualitative_weights_flag(wildcards):
+    """--weights of the qualitative figure's model, if it has any."""
+    model = ABLATIONS["qualitative"]["models"][0]
+    return f"--weights resources/weights/{model}" if needs_weights(model) else ""
+
+
+def class_names_json(wildcards):
+    """A dataset's class names (the figure's legend)."""
+    return canonical(REGISTRIES.datasets[wildcards.dataset]["classes"])

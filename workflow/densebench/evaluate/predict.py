@@ -193,3 +193,29 @@ def token_similarity(
     side = math.isqrt(len(per_image[0]))
     picks = np.linspace(0, side * side - 1, queries).round().astype(int).tolist()
     return mean_similarity(per_image), query_maps(per_image[0], (side, side), picks)
+
+
+def qualitative_predictions(
+    checkpoint: Path, store: Path, weights_dir: Path | None, images: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[str]]:
+    """(raw images, ground-truth maps, predicted maps, sample ids) of a run's first ``images``
+    test images, at the run's input size (resize inference)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec, model = load_run(checkpoint, weights_dir)
+    model.to(device).eval()
+    norm, size = spec.normalisation, spec.input_size
+    data = SegmentationSplit(store, "test", size, norm.mean, norm.std)
+    pictures, truths, predictions, ids = [], [], [], []
+    for k in range(min(images, len(data))):
+        image, label = data[k]
+        with torch.no_grad():
+            logits = model(image[None].float().to(device)).float()[0]
+        picture = data.store.read(data.indices[k])[0]
+        pictures.append(
+            resize_tensor(torch.from_numpy(picture).permute(2, 0, 1)[None].float(), (size, size))[0]
+            .permute(1, 2, 0).clamp(0, 255).byte().numpy()
+        )  # fmt: skip
+        truths.append(label.numpy())
+        predictions.append(logits.argmax(0).cpu().numpy())
+        ids.append(data.sample_id(k))
+    return pictures, truths, predictions, ids

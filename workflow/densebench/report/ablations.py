@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from densebench.report import style
 from densebench.report.grid import Grid
 from densebench.report.ranking import RANK_METRIC, metric_cells
@@ -111,4 +113,56 @@ def build_token_similarity(similarity: pd.DataFrame, table: pd.DataFrame, grid: 
         ax.set_xlabel("mean pairwise cosine similarity of patch tokens")
         ax.set_ylabel("Mean Dice gain over frozen")
         fig.legend(loc="outside right upper", fontsize=style.MIN_FONT_PT)
+    return fig
+
+
+def class_palette(n_classes: int) -> np.ndarray:
+    """(n, 3) uint8 colours of a dataset's classes: background (0) black, then tab10 (tab20
+    beyond 10 classes), as the authors' ``infer_bootstrap.py --save_vis`` masks."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n_classes <= 10 else "tab20"]
+    colours = [(0.0, 0.0, 0.0)] + [cmap(i % cmap.N)[:3] for i in range(n_classes - 1)]
+    return (np.array(colours) * 255).round().astype(np.uint8)
+
+
+def overlay(image: np.ndarray, classes: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """A class map blended 50/50 over the image; background and ignored pixels show the image."""
+    mask = palette[np.clip(classes, 0, len(palette) - 1)]
+    blend = (0.5 * image + 0.5 * mask).round().astype(np.uint8)
+    plain = (classes == 0) | (classes >= len(palette))
+    return np.where(plain[..., None], image, blend)
+
+
+def build_qualitative(
+    predictions: Mapping[str, np.ndarray], grid: Grid, classes: list[str] | None = None
+) -> Figure:
+    """Rows: test images; columns: image, ground truth, each strategy's prediction (overlays in
+    one class palette). ``predictions`` holds ``image``, ``truth`` and ``pred_<strategy>``."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    strategies = [s for s in grid.strategies if f"pred_{s}" in predictions]
+    if not strategies:
+        raise ValueError("qualitative figure: no prediction of the grid's strategies")
+    images, truths = predictions["image"], predictions["truth"]
+    n_classes = len(classes) if classes else int(max(truths.max(), 1)) + 1
+    palette = class_palette(n_classes)
+    columns = [("Image", None), ("Ground truth", truths)]
+    columns += [(grid.name("strategies", s), predictions[f"pred_{s}"]) for s in strategies]
+    with style.print_style():
+        size = 1.3
+        fig = Figure(figsize=(size * len(columns), size * len(images) + 0.6), layout="constrained")
+        axes = fig.subplots(len(images), len(columns), squeeze=False)
+        for row, image in enumerate(images):
+            for col, (title, maps) in enumerate(columns):
+                ax = axes[row][col]
+                ax.imshow(image if maps is None else overlay(image, maps[row], palette))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(title)
+        names = classes or [str(c) for c in range(n_classes)]
+        handles = [Patch(color=palette[c] / 255, label=names[c]) for c in range(1, n_classes)]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
     return fig
