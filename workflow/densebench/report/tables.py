@@ -19,7 +19,7 @@ unrounded means (every metric here is higher-is-better; equal best values are al
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,32 +188,46 @@ def _title(grid: Grid, dataset: str, strategy: str) -> str:
     return f"{grid.name('datasets', dataset)} — {grid.name('strategies', strategy)}"
 
 
+def _grid_parts(rows: pd.DataFrame, grid: Grid) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(dataset, strategy, rows) of every grid cell holding rows, in grid order."""
+    for dataset in grid.datasets:
+        for strategy in grid.strategies:
+            part = rows[(rows["dataset"] == dataset) & (rows["strategy"] == strategy)]
+            if not part.empty:
+                yield dataset, strategy, part
+
+
+def _model_table(
+    wide: pd.DataFrame,
+    columns: Sequence[str],
+    names: Sequence[str],
+    header: Sequence[str],
+    caption: tuple[str, str, str],
+) -> tuple[str, str]:
+    """Markdown and LaTeX of a models x ``columns`` table (marked cells; ``caption``: title,
+    note, label)."""
+    title, note, label = caption
+    md_cells, tex_cells = _marked_cells(wide, columns)
+    md = markdown(header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note)
+    tex_rows = [[latex_escape(n), *c] for n, c in zip(names, tex_cells, strict=True)]
+    return md, latex(header, tex_rows, f"{title}. {note}", label)
+
+
 def strategy_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
     """Write ``<out_dir>/<dataset>/<strategy>.{csv,md,tex}`` per (dataset, strategy) cell of the
     grid holding rows; return the paths."""
     rows = _grid_cells(headline_rows(table), grid)
     written: list[Path] = []
-    for dataset in grid.datasets:
-        for strategy in grid.strategies:
-            part = rows[(rows["dataset"] == dataset) & (rows["strategy"] == strategy)]
-            if part.empty:
-                continue
-            wide = wide_table(part, grid)
-            md_cells, tex_cells = _marked_cells(wide, METRICS)
-            names = list(wide["model_name"])
-            header = ["Model", *METRICS]
-            title = _title(grid, dataset, strategy)
-            note = (
-                "Values: mean of the bootstrap replicates [2.5th, 97.5th percentile]; rows by "
-                f"{RANK_METRIC} (descending); per column the best in bold, the second underlined."
-            )
-            md = markdown(
-                header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note
-            )
-            tex_rows = [[latex_escape(n), *c] for n, c in zip(names, tex_cells, strict=True)]
-            label = f"tab:{dataset}-{strategy}".replace("_", "-")
-            tex = latex(header, tex_rows, f"{title}. {note}", label)
-            written += write_formats(wide, md, tex, Path(out_dir) / dataset / strategy)
+    note = (
+        "Values: mean of the bootstrap replicates [2.5th, 97.5th percentile]; rows by "
+        f"{RANK_METRIC} (descending); per column the best in bold, the second underlined."
+    )
+    for dataset, strategy, part in _grid_parts(rows, grid):
+        wide = wide_table(part, grid)
+        label = f"tab:{dataset}-{strategy}".replace("_", "-")
+        caption = (_title(grid, dataset, strategy), note, label)
+        md, tex = _model_table(wide, METRICS, wide["model_name"], ["Model", *METRICS], caption)
+        written += write_formats(wide, md, tex, Path(out_dir) / dataset / strategy)
     return written
 
 
@@ -241,31 +255,23 @@ def class_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
     of the grid with per-class rows; return the paths (none for a table without them)."""
     rows = _grid_cells(class_rows(table), grid)
     written: list[Path] = []
-    for dataset in grid.datasets:
-        for strategy in grid.strategies:
-            part = rows[(rows["dataset"] == dataset) & (rows["strategy"] == strategy)]
-            if part.empty:
-                continue
-            long = class_table(part, grid)
-            dice = long[long["metric"] == CLASS_METRIC]
-            classes = list(dict.fromkeys(zip(dice["class"], dice["class_name"], strict=True)))
-            models = list(dict.fromkeys(dice["model"]))
-            shown = _class_wide(dice, models, [c for c, _ in classes])
-            md_cells, tex_cells = _marked_cells(shown, [str(c) for c, _ in classes])
-            names = [grid.name("models", m) for m in models]
-            header = ["Model", *(str(name) for _, name in classes)]
-            title = f"{_title(grid, dataset, strategy)}: per-class {CLASS_METRIC}"
-            note = (
-                f"Per-class {CLASS_METRIC}: mean of the bootstrap replicates [2.5th, 97.5th "
-                "percentile]; per class the best in bold, the second underlined."
-            )
-            md = markdown(
-                header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note
-            )
-            tex_rows = [[latex_escape(n), *c] for n, c in zip(names, tex_cells, strict=True)]
-            label = f"tab:{dataset}-{strategy}-classes".replace("_", "-")
-            tex = latex(header, tex_rows, f"{title}. {note}", label)
-            written += write_formats(long, md, tex, Path(out_dir) / dataset / strategy)
+    note = (
+        f"Per-class {CLASS_METRIC}: mean of the bootstrap replicates [2.5th, 97.5th "
+        "percentile]; per class the best in bold, the second underlined."
+    )
+    for dataset, strategy, part in _grid_parts(rows, grid):
+        long = class_table(part, grid)
+        dice = long[long["metric"] == CLASS_METRIC]
+        classes = list(dict.fromkeys(zip(dice["class"], dice["class_name"], strict=True)))
+        models = list(dict.fromkeys(dice["model"]))
+        shown = _class_wide(dice, models, [c for c, _ in classes])
+        names = [grid.name("models", m) for m in models]
+        header = ["Model", *(str(name) for _, name in classes)]
+        title = f"{_title(grid, dataset, strategy)}: per-class {CLASS_METRIC}"
+        label = f"tab:{dataset}-{strategy}-classes".replace("_", "-")
+        columns = [str(c) for c, _ in classes]
+        md, tex = _model_table(shown, columns, names, header, (title, note, label))
+        written += write_formats(long, md, tex, Path(out_dir) / dataset / strategy)
     return written
 
 
