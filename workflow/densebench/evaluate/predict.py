@@ -174,6 +174,17 @@ def patch_tokens(model, x: torch.Tensor) -> torch.Tensor:
     return tokens[:, model.backbone.num_prefix_tokens :, :]
 
 
+def _test_images_run(checkpoint: Path, store: Path, weights_dir: Path | None):
+    """A trained run's model in eval mode on the GPU if there is one, its test split at the
+    run's input size (resize inference), and the device."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec, model = load_run(checkpoint, weights_dir)
+    model.to(device).eval()
+    norm = spec.normalisation
+    data = SegmentationSplit(store, "test", spec.input_size, norm.mean, norm.std)
+    return model, data, device
+
+
 def token_similarity(
     checkpoint: Path, store: Path, weights_dir: Path | None, images: int, queries: int
 ) -> tuple[float, np.ndarray]:
@@ -181,11 +192,7 @@ def token_similarity(
     the similarity maps of ``queries`` evenly spaced query tokens of the first image."""
     from densebench.evaluate.similarity import mean_similarity, query_maps
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    spec, model = load_run(checkpoint, weights_dir)
-    model.to(device).eval()
-    norm = spec.normalisation
-    data = SegmentationSplit(store, "test", spec.input_size, norm.mean, norm.std)
+    model, data, device = _test_images_run(checkpoint, store, weights_dir)
     per_image = []
     for k in range(min(images, len(data))):
         tokens = patch_tokens(model, data[k][0][None].float().to(device))[0]
@@ -200,11 +207,8 @@ def qualitative_predictions(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[str]]:
     """(raw images, ground-truth maps, predicted maps, sample ids) of a run's first ``images``
     test images, at the run's input size (resize inference)."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    spec, model = load_run(checkpoint, weights_dir)
-    model.to(device).eval()
-    norm, size = spec.normalisation, spec.input_size
-    data = SegmentationSplit(store, "test", size, norm.mean, norm.std)
+    model, data, device = _test_images_run(checkpoint, store, weights_dir)
+    size = data.size
     pictures, truths, predictions, ids = [], [], [], []
     for k in range(min(images, len(data))):
         image, label = data[k]
