@@ -21,7 +21,7 @@ demo: venv
 
 # The demo's ablations at tiny scale (their figures under results/ablations/), after `make demo`.
 demo-ablations: venv
-	snakemake --configfile config/demo.yaml --cores $(CORES) ablation_lora_rank token_similarity qualitative
+	snakemake --configfile config/demo.yaml --cores $(CORES) ablation_lora_rank ablation_input_size token_similarity qualitative baseline_unet
 
 test: venv lint
 	pytest

@@ -55,6 +55,18 @@ rule ablation_lora_rank:
         ablation_targets("lora_rank"),
 
 
+# Frozen runs trained and tested at each input size S (ablations.input_size) and their figure.
+rule ablation_input_size:
+    input:
+        ablation_targets("input_size"),
+
+
+# The authors' UNet from scratch beside the PFMs (ablations.baseline_unet): table and figure.
+rule baseline_unet:
+    input:
+        ablation_targets("baseline_unet"),
+
+
 # Token similarity of the last layer's patch tokens per strategy (ablations.token_similarity).
 rule token_similarity:
     input:

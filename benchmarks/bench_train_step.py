@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -70,6 +71,8 @@ def main() -> None:
         *(ROOT / f"config/{a}.yaml" for a in ("models", "datasets", "strategies"))
     )
     spec = build_run_spec(config, "demo_nuclei", "demo_vit_p16", "lora", registries)
+    record = dict(spec.model_record, weights="random")  # timing only: no pretrained snapshot
+    spec = dataclasses.replace(spec, model_record=record)
     device = torch.device("cpu")
     model = build_model(spec).train()
     trainer = Trainer(model, spec, device)

@@ -32,6 +32,53 @@ def test_lora_rank_target_lists_the_ablations_training_jobs(workdir):  # noqa: F
     assert {m for m, _, _ in cells} == {"lunit_vits8", "phikon", "uni_v1", "hoptimus_0"}
 
 
+TRAINING = re.compile(
+    r"Training (\S+) / (\S+) \((\S+)\) on (\S+) \(1 GPU, (\d+) CPUs, (\d+) MB, (\d+) min\)"
+)
+
+
+@pytest.mark.workflow
+def test_input_size_target_lists_each_size_with_resources_from_the_rule(workdir):  # noqa: F811
+    plan = snakemake(workdir, "ablation_input_size", "-n").stdout
+    jobs = {(m, s, v, d): tuple(map(int, r)) for m, s, v, d, *r in TRAINING.findall(plan)}
+    sizes = [256, 512, 1024, 2048, 4096]
+    # upsample (the authors' __resize<S>): every default dataset at every S
+    assert set(jobs) == {("uni_v1", "frozen", f"resize{s}", d) for s in sizes
+                         for d in ("Janowczyk", "RINGS", "CRAG")}  # fmt: skip
+    counts = job_counts(snakemake(workdir, "ablation_input_size", "-n", "--quiet", "rules").stdout)
+    assert counts["train_variant"] == counts["predict_variant"] == 15 and "train" not in counts
+    assert counts["ablation_scores"] == counts["input_size_figure"] == 1
+    # memory and runtime grow with S by the resource rule (4096 px: 16.8 Mpx per image)
+    small, big = (
+        jobs[("uni_v1", "frozen", "resize256", "RINGS")],
+        jobs[("uni_v1", "frozen", "resize4096", "RINGS")],
+    )
+    assert big[1] > 2 * small[1] and big[2] > 100 * small[2]
+    config = write_config(workdir, ablations={"input_size": {"upsample": False}})
+    plan = snakemake(workdir, "ablation_input_size", "-n", "--configfile", str(config)).stdout
+    kept = {(d, v) for _, _, v, d, *_ in TRAINING.findall(plan)}
+    assert kept == {(d, f"resize{s}") for d in ("Janowczyk", "RINGS", "CRAG") for s in sizes[:3]}
+    # no dataset's shortest side reaches 2048 (Janowczyk: 2000 px)
+
+
+@pytest.mark.workflow
+def test_baseline_target_trains_the_unet_on_every_dataset_beside_the_published(workdir):  # noqa: F811
+    dry = snakemake(workdir, "baseline_unet", "-n", "--quiet", "rules")
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert counts["train"] == counts["predict"] == 18 and counts["baseline_unet_report"] == 1
+    assert counts["source_table"] == 1 and "score" not in counts  # the published PFMs
+    plan = snakemake(workdir, "baseline_unet", "-n").stdout
+    cells = set(re.findall(r"Training (\S+) / (\S+) on (\S+) \(1 GPU", plan))
+    assert {(m, s) for m, s, _ in cells} == {("unet", "full")} and len(cells) == 18
+
+
+@pytest.mark.workflow
+def test_a_seeds_axis_needs_the_cells_seed(workdir):  # noqa: F811
+    config = write_config(workdir, train={"seed": 42, "seeds": [1, 2]})
+    result = snakemake(workdir, "-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0 and "add it to train.seeds" in result.stdout + result.stderr
+
+
 @pytest.mark.workflow
 def test_ablations_are_not_in_all_unless_enabled(workdir):  # noqa: F811
     ablation = {"lora_rank": {"datasets": ["demo_glands"], "models": ["demo_vit_p8"]}}

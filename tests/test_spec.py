@@ -28,7 +28,8 @@ def spec(demo_config, registries) -> RunSpec:
 def test_run_spec_resolves_the_cell(spec, demo_config):
     assert spec.input_size == 56 and spec.num_classes == 3 and spec.ignore_index == 255
     assert (spec.dataset, spec.model, spec.strategy) == ("demo_glands", "demo_vit_p14_reg4", "lora")
-    assert spec.train.to_dict() == demo_config["train"]
+    run_settings = {k: v for k, v in demo_config["train"].items() if k != "seeds"}
+    assert spec.train.to_dict() == run_settings  # seeds: the grid axis, not a run's setting
     assert spec.decoder.to_dict() == demo_config["decoder"]
     assert spec.evaluate.to_dict() == demo_config["evaluate"]
     assert "standard_metrics" not in spec.fixes  # scoring fixes never reach a run
@@ -80,7 +81,7 @@ def test_the_types_cover_the_config_schema():
     sections = yaml.safe_load(SCHEMA.read_text())["properties"]
     train = {f.name for f in dataclasses.fields(TrainRecipe)} - {"execution"}
     train |= {f.name for f in dataclasses.fields(Execution)}
-    assert set(sections["train"]["properties"]) == train
+    assert set(sections["train"]["properties"]) == train | {"seeds"}  # seeds: a grid axis
     for name, cls in (("decoder", DecoderSettings), ("evaluate", EvaluateSettings)):
         assert set(sections[name]["properties"]) == {f.name for f in dataclasses.fields(cls)}
 

@@ -364,6 +364,112 @@ def test_qualitative_figure_of_the_grids_runs(demo_run):
     assert (root / "demo_glands.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def checkpoint_spec(run_dir: Path) -> dict:
+    """The run spec a run's best.pt was trained with."""
+    import torch
+
+    return torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)["spec"]
+
+
+def test_input_size_ablation_runs_beside_the_grid(demo_run):
+    workdir, run = demo_run
+    reduced = yaml.safe_load((workdir / "test_config.yaml").read_text())
+    models = ["demo_vit_p8", "demo_vit_p14_reg4"]
+    sizes = {"datasets": ["demo_glands"], "models": models, "sizes": [32, 96], "upsample": False}
+    reduced["ablations"] = {"input_size": sizes}
+    config = workdir / "size_config.yaml"
+    config.write_text(yaml.safe_dump(reduced))
+    target = ["ablation_input_size", "--configfile", str(config), "--cores", "2"]
+    assert planned(workdir, target)["train_variant"] == 2  # 72 px images reach 32, not 96
+    edit_yaml(config, lambda c: c["ablations"]["input_size"].update(upsample=True))
+    counts = planned(workdir, target)
+    assert counts["train_variant"] == 4 and counts["predict_variant"] == 4
+    assert "train" not in counts and "predict" not in counts  # the grid's runs stay as they are
+    snakemake(workdir, *target)
+    root = workdir / "results/runs/demo_glands"
+    sides = {
+        (m, s): checkpoint_spec(root / m / f"frozen__resize{s}")["input_size"]
+        for m in models
+        for s in (32, 96)
+    }  # by the patch rule: multiples of 8 and of 14 not above S
+    assert sides == {("demo_vit_p8", 32): 32, ("demo_vit_p8", 96): 96,
+                     ("demo_vit_p14_reg4", 32): 28, ("demo_vit_p14_reg4", 96): 84}  # fmt: skip
+    scores = pd.read_csv(workdir / "results/ablations/input_size/scores.csv")
+    dice = scores[(scores["metric"] == "Mean_Dice") & scores["class"].isna()]
+    assert sorted(dice["variant"]) == ["resize32", "resize32", "resize96", "resize96"]
+    assert dice["boot_mean"].between(0, 1).all()
+    assert (workdir / "results/ablations/input_size/figure.png").read_bytes()[:4] == b"\x89PNG"
+    confusion = root / "demo_vit_p8/frozen__resize96/confusion.npz"
+    before = np.load(confusion)["matrices"]
+    confusion.unlink()
+    counts = planned(workdir, target)
+    counts.pop("total")
+    assert counts == {
+        "predict_variant": 1, "ablation_scores": 1, "input_size_figure": 1,
+        "ablation_input_size": 1,
+    }  # fmt: skip
+    snakemake(workdir, *target)
+    assert np.array_equal(np.load(confusion)["matrices"], before)  # the same numbers again
+    assert planned(workdir, target) == {} and planned(workdir, run) == {}
+
+
+def test_training_seeds_are_a_grid_axis_with_their_spread_in_the_report(demo_run):
+    workdir, run = demo_run
+    reduced = yaml.safe_load((workdir / "test_config.yaml").read_text())
+    reduced["train"]["seeds"] = [42, 7]
+    config = workdir / "seeds_config.yaml"
+    config.write_text(yaml.safe_dump(reduced))
+    seeds = ["--configfile", str(config), "--cores", "2"]
+    counts = planned(workdir, seeds)
+    assert counts["train_variant"] == 4 and counts["seed_spread"] == 1
+    assert "train" not in counts and "score" not in counts  # seed 42's runs are the grid's
+    snakemake(workdir, *seeds)
+    spread = pd.read_csv(workdir / "results/report/reproduced/tables/seed_spread.csv")
+    assert len(spread) == 4 and (spread["seeds"] == 2).all()
+    grid = pd.read_csv(workdir / "results/tables/results.csv")
+    dice = grid[(grid["metric"] == "Mean_Dice") & grid["class"].isna()]
+    own = spread.merge(dice, on=["dataset", "model", "strategy"], suffixes=("", "_grid"))
+    assert (own["boot_mean"] == own["boot_mean_grid"]).all()  # the CI is the cell's own run's
+    runs = workdir / "results/runs/demo_glands/demo_vit_p8"
+    assert checkpoint_spec(runs / "lora__seed7")["train"]["seed"] == 7
+    losses = [
+        pd.read_csv(runs / f / "train_log.csv")["train_loss"] for f in ("lora", "lora__seed7")
+    ]
+    assert not losses[0].equals(losses[1])  # another seed trains differently
+    assert (spread["seeds_sd"] >= 0).all() and (spread["seeds_min"] <= spread["seeds_max"]).all()
+    assert "Seed SD" in (workdir / "results/report/reproduced/tables/seed_spread.md").read_text()
+    assert planned(workdir, seeds) == {} and planned(workdir, run) == {}
+
+
+def test_unet_baseline_beside_the_grids_pfms(demo_run):
+    workdir, run = demo_run
+    reduced = yaml.safe_load((workdir / "test_config.yaml").read_text())
+    baseline = {"models": ["demo_unet"], "compare_with": "reproduced"}
+    reduced["ablations"] = {"baseline_unet": baseline}
+    config = workdir / "baseline_config.yaml"
+    config.write_text(yaml.safe_dump(reduced))
+    target = ["baseline_unet", "--configfile", str(config), "--cores", "2"]
+    counts = planned(workdir, target)
+    assert counts["train"] == 1 and counts["predict"] == 1  # the UNet on the grid's dataset
+    assert counts["baseline_unet_report"] == 1 and "score" not in counts  # PFMs: the grid's
+    snakemake(workdir, *target)
+    run_dir = workdir / "results/runs/demo_glands/demo_unet/full"
+    parameters = json.loads((run_dir / "provenance.json").read_text())["parameters"]
+    assert parameters["trainable"] == parameters["total"] > 0  # from scratch: everything trains
+    root = workdir / "results/ablations/baseline_unet"
+    table = pd.read_csv(root / "table.csv")
+    grid = pd.read_csv(workdir / "results/tables/results.csv")
+    dice = grid[(grid["metric"] == "Mean_Dice") & grid["class"].isna()]
+    frozen = dice[dice["strategy"] == "frozen"]["boot_mean"]
+    row = table.iloc[0]
+    assert table["dataset"].tolist() == ["demo_glands"] and row["frozen_pfms"] == 2
+    assert row["frozen_best"] == frozen.max()
+    assert row["frozen_beaten"] == (frozen < row["boot_mean"]).sum()
+    assert "Demo UNet" in (root / "table.md").read_text()
+    assert (root / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert planned(workdir, target) == {} and planned(workdir, run) == {}
+
+
 def test_deleted_prediction_only_repredicts(demo_run):
     workdir, run = demo_run
     run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"

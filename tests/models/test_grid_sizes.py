@@ -110,3 +110,20 @@ def test_skip_padding_allows_only_one_or_two_missing_pixels():
     for side in (4, 8):  # larger than expected, or three pixels short: the authors' assertion
         with pytest.raises(ValueError, match="should be"):
             pad_skip(x, side)
+
+
+ABLATION_SIZES = load_config(ROOT / "config/config.yaml")["ablations"]["input_size"]["sizes"]
+
+
+@pytest.mark.parametrize("size", ABLATION_SIZES)
+@pytest.mark.parametrize("model", ["uni_v1", "hoptimus_0", "lunit_vits8"])
+def test_input_size_ablation_sizes_run_through_the_model(model, size):
+    """The input-size ablation's runs (patch 16, 14 and 8 at every default S, up to 4096 px):
+    frozen encoder and decoder on the meta device give logits of the patch rule's side."""
+    config, registries = load_config(ROOT / "config/config.yaml"), paper_registries()
+    spec = build_run_spec(config, "RINGS", model, "frozen", registries, f"resize{size}")
+    side = spec.input_size
+    assert side <= size and side % int(spec.model_record["patch_size"]) == 0
+    net = build_on_meta(spec)
+    logits = net(torch.empty(1, 3, side, side, device="meta"))
+    assert logits.shape == (1, spec.num_classes, side, side)

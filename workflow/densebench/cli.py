@@ -106,6 +106,18 @@ def cmd_weights(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Pretrain a demo model (`weights: pretrain`) into a local weights snapshot."""
+    from densebench.models.pretrain import write_pretrained
+
+    manifest = write_pretrained(args.model, args.record, args.out)
+    print(
+        f"{args.model}: pretrained on {manifest['identity']['pretrain']['images']} images per "
+        f"generator, loss {manifest['first_loss']:.3f} -> {manifest['final_loss']:.3f}, "
+        f"{manifest['seconds']} s"
+    )
+
+
 def cmd_preflight(args: argparse.Namespace) -> None:
     """Check hub access to models (--models records, else the --config grid), no download."""
     from densebench.config import load_config, registry_path
@@ -154,14 +166,25 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     from densebench.atomic import write_table
     from densebench.evaluate.bootstrap import score_run
-    from densebench.evaluate.confusion import run_keys
 
     options = {"definitions": args.definitions, "exclude_background": args.exclude_background}
     frames = [
-        score_run(path, run_keys(path), args.replicates, args.seed, **options)
+        score_run(path, _score_keys(path, args.variants), args.replicates, args.seed, **options)
         for path in args.confusions
     ]
     write_table(pd.concat(frames, ignore_index=True), args.out)
+
+
+def _score_keys(path: Path, variants: bool) -> dict[str, str]:
+    """The key columns of a run's scores: its (dataset, model, strategy) and, with `variants`,
+    its run folder's variant ('' for a cell's own run; densebench.variants)."""
+    from densebench.evaluate.confusion import run_keys
+
+    keys = run_keys(path)
+    if variants:
+        _, _, name = Path(path).parent.name.partition("__")
+        keys["variant"] = name
+    return keys
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -290,6 +313,30 @@ def cmd_ablation_figure(args: argparse.Namespace) -> None:
     save_figure(fig, args.png, args.pdf)
 
 
+def cmd_variant_report(args: argparse.Namespace) -> None:
+    """A product of variant runs or of the UNet baseline: the input-size figure, the
+    training-seed spread table, or the baseline's table and figure."""
+    from densebench.report import variants
+    from densebench.report.figures import save_figure
+    from densebench.report.grid import Grid
+
+    scores = variants.read_variant_scores(args.scores)
+    grid = Grid.from_json(args.grid)
+    if args.kind == "input_size":
+        save_figure(variants.build_input_size(scores, grid), args.png, args.pdf)
+    elif args.kind == "seed_spread":
+        variants.write_seed_spread(scores, grid, args.stem)
+    else:
+        from densebench.report.sources import read_tidy
+
+        if args.pfms is None:
+            raise ValueError("variant-report baseline_unet: pass --pfms <results source table>")
+        pfms = read_tidy(args.pfms)
+        grid = grid.within(pfms)
+        variants.write_baseline_table(scores, pfms, grid, args.stem)
+        save_figure(variants.build_baseline_figure(scores, pfms, grid), args.png, args.pdf)
+
+
 def cmd_token_similarity(args: argparse.Namespace) -> None:
     """Mean pairwise cosine similarity of the patch tokens of trained runs on test images."""
     import numpy as np
@@ -414,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(sub, "weights", cmd_weights, [(("--model",), req), (("--record",), js), (("--out",), path)])
     add(
         sub,
+        "pretrain",
+        cmd_pretrain,
+        [(("--model",), req), (("--record",), js), (("--out",), path)],
+    )
+    add(
+        sub,
         "preflight",
         cmd_preflight,
         [
@@ -458,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
             (("--seed",), {"type": int, "default": 42}),
             (("--definitions",), {"choices": ("paper", "standard"), "default": "paper"}),
             (("--exclude-background",), {"action": "store_true"}),
+            (("--variants",), {"action": "store_true"}),
             (("confusions",), paths),
         ],
     )
@@ -558,6 +612,20 @@ def build_parser() -> argparse.ArgumentParser:
             (("--similarity",), {"type": Path, "nargs": "*", "help": "token-similarity tables"}),
             (("--png",), path),
             (("--pdf",), path),
+        ],
+    )
+    add(
+        sub,
+        "variant-report",
+        cmd_variant_report,
+        [
+            (("kind",), {"choices": ("input_size", "seed_spread", "baseline_unet")}),
+            (("--scores",), {**path, "help": "scores of `densebench score --variants`"}),
+            (("--grid",), js),
+            (("--pfms",), {**opt_path, "help": "baseline_unet: the PFMs' results source table"}),
+            (("--stem",), {**opt_path, "help": "tables: the output path without extension"}),
+            (("--png",), opt_path),
+            (("--pdf",), opt_path),
         ],
     )
     add(

@@ -19,7 +19,9 @@ A FLOP-style rule (no torch; config/README.md, "Job resources", states it with i
   per core (at 1 Mpx; benchmarks/bench_augment.py), plus one for the main process, within
   [MIN_CPUS, MAX_CPUS].
 
-Demo models (`weights: random`) run on the CPU: no GPU, small memory and runtime.
+Demo models (`is_demo_model`: tiny, no downloaded weights) run on the CPU: no GPU, small memory
+and runtime. A convolutional network (the UNet baseline) states its forward FLOPs per input
+pixel (`flops_per_pixel`) instead of the ViT token rule.
 
 Site policy (config `resources`): `gpu` is `auto` (a GPU for pretrained models, none for demo
 models), `always` (every train / predict job, e.g. to try a cluster's GPU path with the demo) or
@@ -94,8 +96,11 @@ def tokens(spec: Any) -> int:
 
 
 def forward_flops(spec: Any) -> float:
-    """Encoder forward FLOPs of one image: 2 P T plus attention's T^2 share."""
+    """Encoder forward FLOPs of one image: 2 P T plus attention's T^2 share; for a
+    convolutional network (a record with `flops_per_pixel`: the UNet) that times S^2."""
     record = spec.model_record
+    if record.get("flops_per_pixel") is not None:
+        return float(record["flops_per_pixel"]) * spec.input_size**2
     params = encoder_params(record)
     n = tokens(spec)
     return 2.0 * params * n * (1.0 + n / (6.0 * float(record["embed_dim"])))
@@ -140,10 +145,18 @@ def cpus_per_gpu(spec: Any) -> int:
 
 def host_mem_mb(spec: Any, cpus: int) -> float:
     """Host memory: fp32 weights (twice; three times when full fine-tuning stores them),
-    the process and the loader workers."""
+    the process and the loader workers (each WORKER_MEM_MB per Mpx of input, at least one:
+    the input-size ablation's 4096 px batches are 17 times larger)."""
     copies = 3 if spec.strategy_record["encoder"] == "full" else 2
     weights_mb = encoder_params(spec.model_record) / 1e6 * 4.0 * copies
-    return BASE_MEM_MB + weights_mb + WORKER_MEM_MB * max(cpus - 1, 0)
+    per_worker = WORKER_MEM_MB * max(1.0, spec.input_size**2 / 1e6)
+    return BASE_MEM_MB + weights_mb + per_worker * max(cpus - 1, 0)
+
+
+def is_demo_model(record: Any) -> bool:
+    """Whether a model is a CPU demo model: tiny (under 1 M parameters) and built without
+    downloaded weights (no `hf_repo`: random or pretrained by the demo's own rule)."""
+    return not record.get("hf_repo") and encoder_params(record) < 1e6
 
 
 def job_resources(
@@ -158,7 +171,7 @@ def job_resources(
     under the site policy (config `resources`: GPU policy, runtime cap)."""
     policy = {**DEFAULT_POLICY, **(policy or {})}
     mem_scale = 1.0 + 0.5 * (attempt - 1)
-    if spec.model_record.get("weights") == "random":
+    if is_demo_model(spec.model_record):
         gpu = 1 if policy["gpu"] == "always" else 0
         job = JobResources(
             gpu, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt

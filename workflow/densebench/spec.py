@@ -25,6 +25,7 @@ from typing import Any, Literal
 from densebench import identity
 from densebench.fixes import resolve_fixes, stage_fixes
 from densebench.models.geometry import Normalisation, input_size, normalisation
+from densebench.variants import Variant, variant_train
 
 
 def _take(data: Mapping[str, Any], names: Iterable[str], what: str) -> dict[str, Any]:
@@ -214,11 +215,13 @@ def build_run_spec(
     model: str,
     strategy: str,
     registries: Any,
+    variant: str = "",
 ) -> RunSpec:
-    """Assemble the run spec of one (dataset, model, strategy) cell of a validated config."""
+    """Assemble the run spec of one (dataset, model, strategy) cell of a validated config, or
+    of a variant run of it (densebench.variants: another input size or training seed)."""
     card = registries.datasets[dataset]
     model_rec = registries.models[model]
-    train = TrainRecipe.from_dict(config["train"])
+    train = TrainRecipe.from_dict(variant_train(config["train"], Variant.parse(variant), model_rec))
     fixes = stage_fixes(resolve_fixes(config), "train", "predict")
     return RunSpec(
         dataset=dataset,

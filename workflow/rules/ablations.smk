@@ -25,7 +25,7 @@ rule ablation_scores:
         "Metrics and bootstrap CIs of the {wildcards.ablation} ablation's runs (no GPU)"
     shell:
         "densebench score --replicates {params.replicates} --seed {params.seed}"
-        " --definitions {params.definitions} {params.background}"
+        " --definitions {params.definitions} {params.background} --variants"
         " --out {output.scores} {input.confusions} > {log} 2>&1"
 
 
@@ -149,3 +149,76 @@ rule qualitative_figure:
         "densebench ablation-figure qualitative --predictions {input.predictions}"
         " --grid {params.grid:q} --classes {params.classes:q}"
         " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule input_size_figure:
+    input:
+        scores="results/ablations/input_size/scores.csv",
+    output:
+        png=report(
+            "results/ablations/input_size/figure.png",
+            caption="../report/input_size.rst",
+            category="Ablations",
+            labels={"figure": "input size"},
+        ),
+        pdf="results/ablations/input_size/figure.pdf",
+    log:
+        "logs/input_size_figure/figure.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=ablation_grid_json("input_size"),
+    message:
+        "Rendering Mean Dice against the input size (no GPU)"
+    shell:
+        "densebench variant-report input_size --scores {input.scores} --grid {params.grid:q}"
+        " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule seed_spread:
+    input:
+        scores="results/ablations/seeds/scores.csv",
+    output:
+        multiext(f"{REPORT_DIR}/tables/seed_spread", ".csv", ".md", ".tex"),
+    log:
+        "logs/seed_spread/{source}.log",
+    wildcard_constraints:
+        source=OURS_PATTERN,
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid,
+        stem=output_stem,
+    message:
+        "Tabulating the spread across training seeds beside the bootstrap CI ({wildcards.source}; no GPU)"
+    shell:
+        "densebench variant-report seed_spread --scores {input.scores} --grid {params.grid:q}"
+        " --stem {params.stem} > {log} 2>&1"
+
+
+rule baseline_unet_report:
+    input:
+        scores="results/ablations/baseline_unet/scores.csv",
+        pfms=baseline_pfms_table,
+    output:
+        table=multiext("results/ablations/baseline_unet/table", ".csv", ".md", ".tex"),
+        png=report(
+            "results/ablations/baseline_unet/figure.png",
+            caption="../report/baseline_unet.rst",
+            category="Ablations",
+            labels={"figure": "UNet baseline"},
+        ),
+        pdf="results/ablations/baseline_unet/figure.pdf",
+    log:
+        "logs/baseline_unet_report/report.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=baseline_grid_json(),
+        stem=output_stem,
+    message:
+        "Tabulating and drawing the UNet baseline beside the PFMs (no GPU)"
+    shell:
+        "densebench variant-report baseline_unet --scores {input.scores} --pfms {input.pfms}"
+        " --grid {params.grid:q} --stem {params.stem} --png {output.png} --pdf {output.pdf}"
+        " > {log} 2>&1"

@@ -22,6 +22,8 @@ from densebench.identity import (
     store_identity,
     weights_identity,
 )
+from densebench.variants import PATTERN as VARIANT_PATTERN
+from densebench.variants import Variant, seed_variant, training_seeds
 from functools import lru_cache
 import re
 
@@ -62,6 +64,9 @@ SYNTHETIC = [
 MANUAL = [d for d, card in REGISTRIES.datasets.items() if card["access"] == "manual"]
 OPEN = [d for d, card in REGISTRIES.datasets.items() if card["access"] == "open"]
 RUN_DIR = "results/runs/{dataset}/{model}/{strategy}"
+# A variant run of a cell (densebench.variants: another input size or training seed).
+VARIANT_RUN_DIR = f"{RUN_DIR}__{{variant}}"
+SEEDS = training_seeds(config["train"])
 
 
 def alternatives(names):
@@ -73,11 +78,26 @@ wildcard_constraints:
     dataset=alternatives(REGISTRIES.datasets),
     model=alternatives(REGISTRIES.models),
     strategy=alternatives(REGISTRIES.strategies),
+    variant=VARIANT_PATTERN,
 
 
 def needs_weights(model):
-    """Whether a model loads pretrained weights (not a random-init demo model)."""
+    """Whether a model loads a weights snapshot (not a random-init demo model): downloaded
+    from the hub, or made by pretrain_weights for a `weights: pretrain` demo model."""
     return REGISTRIES.models[model].get("weights") != "random"
+
+
+def weights_models(pretrain):
+    """Regex of the models whose snapshot pretrain_weights (pretrain: `weights: pretrain`
+    demo models) or download_weights (not pretrain: hub models) makes; "a^" if none."""
+    from densebench.models.weights import is_pretrain, is_random_init
+
+    names = [
+        m
+        for m, r in REGISTRIES.models.items()
+        if not is_random_init(r) and is_pretrain(r) == pretrain
+    ]
+    return alternatives(names) if names else "a^"  # a^: matches no name
 
 
 def uses_paper_split(dataset):
@@ -170,28 +190,45 @@ def model_json(wildcards, output):
 
 
 def weights_identity_json(wildcards):
-    """What re-downloads a model's weights (hub repo and revision): a rerun trigger."""
+    """What redoes a model's weights snapshot (hub repo and revision; for a pretrain demo
+    model its architecture and pretraining settings): a rerun trigger."""
+    from densebench.models.weights import is_pretrain, pretrain_identity
+
+    record = REGISTRIES.models[wildcards.model]
+    if is_pretrain(record):
+        return canonical(pretrain_identity(wildcards.model, record))
     snapshot = snapshot_manifest(Path(f"resources/weights/{wildcards.model}"))
-    return canonical(weights_identity(REGISTRIES.models[wildcards.model], snapshot))
+    return canonical(weights_identity(record, snapshot))
 
 
 @lru_cache(maxsize=None)
-def cell_spec(dataset, model, strategy):
-    """The run spec of a (dataset, model, strategy) cell (a frozen densebench.spec.RunSpec)."""
-    return build_run_spec(config, dataset, model, strategy, REGISTRIES)
+def cell_spec(dataset, model, strategy, variant=""):
+    """The run spec of a (dataset, model, strategy) cell or of a variant run of it (a frozen
+    densebench.spec.RunSpec)."""
+    return build_run_spec(config, dataset, model, strategy, REGISTRIES, variant)
+
+
+def run_of(wildcards):
+    """(dataset, model, strategy, variant) of a job's run ('' for a cell's own run)."""
+    variant = wildcards.get("variant", "")
+    return wildcards.dataset, wildcards.model, wildcards.strategy, variant
+
+
+def run_folder(dataset, model, strategy, variant=""):
+    """The folder of a run: its cell's, suffixed `__<variant>` for a variant run."""
+    folder = f"results/runs/{dataset}/{model}/{strategy}"
+    return f"{folder}__{variant}" if variant else folder
 
 
 def run_resources(stage, wildcards, attempt=1):
     """Resources of a train or predict job (densebench.resources), scaled with the attempt."""
-    return cell_resources(
-        stage, wildcards.dataset, wildcards.model, wildcards.strategy, attempt
-    )
+    return cell_resources(stage, *run_of(wildcards), attempt)
 
 
 @lru_cache(maxsize=None)
-def cell_resources(stage, dataset, model, strategy, attempt):
-    """Resources of one cell's train or predict job at an attempt (cached: asked per field)."""
-    spec = cell_spec(dataset, model, strategy)
+def cell_resources(stage, dataset, model, strategy, variant, attempt):
+    """Resources of one run's train or predict job at an attempt (cached: asked per field)."""
+    spec = cell_spec(dataset, model, strategy, variant)
     card = REGISTRIES.datasets[dataset]
     fractions = config["data"]["split_fractions"]
     return job_resources(spec, card, fractions, stage, attempt, config["resources"])
@@ -215,19 +252,17 @@ def run_threads(wildcards):
 def job_spec(wildcards, input):
     """The run spec of a job, as canonical JSON: everything the job reads. Input-derived, so
     Snakemake does not record it; the job's identity params below decide reruns."""
-    return cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy).to_json()
+    return cell_spec(*run_of(wildcards)).to_json()
 
 
 def training_identity_json(wildcards):
     """What retrains a run (densebench.identity), as canonical JSON: a rerun trigger."""
-    spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
-    return canonical(spec.training_identity())
+    return canonical(cell_spec(*run_of(wildcards)).training_identity())
 
 
 def prediction_identity_json(wildcards):
     """What re-predicts a trained run (densebench.identity), as canonical JSON: a trigger."""
-    spec = cell_spec(wildcards.dataset, wildcards.model, wildcards.strategy)
-    return canonical(spec.prediction_identity())
+    return canonical(cell_spec(*run_of(wildcards)).prediction_identity())
 
 
 def weights_flag(wildcards):
@@ -275,21 +310,34 @@ def dataset_run_files(name):
 
 
 def run_files(name):
-    """One file of every run of the grid."""
+    """One file of every run of the grid (the cells' own runs)."""
     return expand(
         f"{RUN_DIR}/{name}", dataset=DATASETS, model=MODELS, strategy=STRATEGIES
     )
 
 
-def final_outputs():
-    """Targets of `all`: every run's checkpoint and predictions (so a deleted run is redone
-    with what depends on it), the results table and the report of our runs."""
+def seed_runs():
+    """(dataset, model, strategy, variant) of every run of the grid, every training seed."""
+    variants = [seed_variant(seed, config["train"]).name for seed in SEEDS]
     return [
-        *run_files("best.pt"),
-        *run_files("confusion.npz"),
-        "results/tables/results.csv",
-        *report_files("reproduced"),
+        (d, m, s, v)
+        for d in DATASETS
+        for m in MODELS
+        for s in STRATEGIES
+        for v in variants
     ]
+
+
+RUN_PRODUCTS = ("best.pt", "confusion.npz")
+"""The products of a run that `all` asks for (so a deleted run is redone)."""
+
+
+def final_outputs():
+    """Targets of `all`: every run's checkpoint and predictions, every training seed's
+    (so a deleted run is redone with what depends on it), the results table, the report
+    of our runs."""
+    files = [f"{run_folder(*run)}/{f}" for run in seed_runs() for f in RUN_PRODUCTS]
+    return [*files, "results/tables/results.csv", *report_files("reproduced")]
 
 
 # ---- report (workflow/rules/report.smk): one folder per results source -----------------
@@ -470,6 +518,8 @@ def report_files(source):
             dataset=DATASETS,
             ext=("csv", "md"),
         )
+    if source != "published" and len(SEEDS) > 1:
+        files += [f"{root}/tables/seed_spread.{e}" for e in ("csv", "md", "tex")]
     if source == "merged":
         files += expand("results/report/reproduction.{ext}", ext=("html", "md", "csv"))
     return files
@@ -477,24 +527,48 @@ def report_files(source):
 
 # ---- ablations (workflow/rules/ablations.smk): config `ablations.<name>` -----------------
 ABLATIONS = config["ablations"]
+if ABLATIONS["baseline_unet"]["datasets"] is None:  # null: the config's datasets
+    ABLATIONS["baseline_unet"]["datasets"] = list(DATASETS)
 for _name, _ablation in ABLATIONS.items():
     REGISTRIES.check_names(
         {axis: _ablation[axis] for axis in ("models", "datasets", "strategies")}
     )
 
 
+def input_size_runs():
+    """(dataset, model, strategy, variant) of the input-size ablation: each S of each
+    dataset (only the S its shortest side reaches, unless `upsample`)."""
+    a = ABLATIONS["input_size"]
+    return [
+        (d, m, s, Variant(size=size).name)
+        for d in a["datasets"]
+        for m in a["models"]
+        for s in a["strategies"]
+        for size in a["sizes"]
+        if a["upsample"] or REGISTRIES.datasets[d]["min_side"] >= size
+    ]
+
+
 def ablation_cells(name):
-    """(dataset, model, strategy) of an ablation's runs, in config order."""
+    """(dataset, model, strategy, variant) of an analysis' runs, in config order: the seed
+    runs of the grid (`seeds`), the input-size runs, or an ablation's cells."""
+    if name == "seeds":
+        return seed_runs()
+    if name == "input_size":
+        return input_size_runs()
     a = ABLATIONS[name]
     return [
-        (d, m, s) for d in a["datasets"] for m in a["models"] for s in a["strategies"]
+        (d, m, s, "")
+        for d in a["datasets"]
+        for m in a["models"]
+        for s in a["strategies"]
     ]
 
 
 def ablation_run_files(name, file):
-    """One file of every run of an ablation (the grid's run folders: a cell it shares with
-    the grid is the same run)."""
-    return [f"results/runs/{d}/{m}/{s}/{file}" for d, m, s in ablation_cells(name)]
+    """One file of every run of an analysis (a cell it shares with the grid is the same run,
+    in the same folder)."""
+    return [f"{run_folder(*run)}/{file}" for run in ablation_cells(name)]
 
 
 def ablation_grid_json(name):
@@ -512,15 +586,24 @@ def lora_ranks_json():
     )
 
 
+def scored_runs(name, *products):
+    """The run products of a scored analysis (so a deleted run is redone, as in `all`),
+    then its products."""
+    runs = [f for p in RUN_PRODUCTS for f in ablation_run_files(name, p)]
+    return [*runs, *(f"results/ablations/{name}/{p}" for p in products)]
+
+
 ABLATION_TARGETS = {
-    "lora_rank": ["results/ablations/lora_rank/figure5.png"],
+    "lora_rank": scored_runs("lora_rank", "figure5.png"),
+    "input_size": scored_runs("input_size", "figure.png"),
+    "baseline_unet": scored_runs("baseline_unet", "table.md", "figure.png"),
     "token_similarity": ["results/ablations/token_similarity/figure.png"],
     "qualitative": expand(
         "results/ablations/qualitative/{dataset}.png",
         dataset=ABLATIONS["qualitative"]["datasets"],
     ),
 }
-ABLATION_PATTERN = "|".join(ABLATION_TARGETS)
+ABLATION_PATTERN = "|".join([*ABLATION_TARGETS, "seeds"])  # seeds: the grid's seed runs
 
 
 def similarity_files(wildcards):
@@ -558,7 +641,7 @@ def similarity_resource(name):
     first = ABLATIONS["token_similarity"]["strategies"][0]
 
     def value(wildcards, attempt):
-        cell = (wildcards.dataset, wildcards.model, first)
+        cell = (wildcards.dataset, wildcards.model, first, "")
         return getattr(cell_resources("predict", *cell, attempt), name)
 
     return value
@@ -586,3 +669,19 @@ def qualitative_weights_flag(wildcards):
 def class_names_json(wildcards):
     """A dataset's class names (the figure's legend)."""
     return canonical(REGISTRIES.datasets[wildcards.dataset]["classes"])
+
+
+def baseline_pfms_table(wildcards):
+    """The results source table whose PFMs the UNet baseline is shown beside."""
+    source = ABLATIONS["baseline_unet"]["compare_with"]
+    return f"{REPORT_DIR.format(source=source)}/results.csv"
+
+
+def baseline_grid_json():
+    """The report grid of the baseline's comparison source, with the baseline's name."""
+    source = ABLATIONS["baseline_unet"]["compare_with"]
+    grid = json.loads(report_grid_json(extend=source != "reproduced"))
+    baseline = ABLATIONS["baseline_unet"]["models"][0]
+    record = REGISTRIES.models[baseline]
+    grid["names"]["models"][baseline] = record.get("display_name", baseline)
+    return canonical(grid)

@@ -35,6 +35,23 @@ rule predict:
         " --threads {threads} > {log} 2>&1"
 
 
+# A variant run's predictions (densebench.variants), in its folder `<strategy>__<variant>`.
+use rule predict as predict_variant with:
+    input:
+        unpack(run_inputs),
+        best=f"{VARIANT_RUN_DIR}/best.pt",
+    output:
+        confusion=f"{VARIANT_RUN_DIR}/confusion.npz",
+    log:
+        "logs/predict/{dataset}/{model}/{strategy}__{variant}.log",
+    benchmark:
+        "logs/benchmarks/predict/{dataset}/{model}/{strategy}__{variant}.tsv"
+    message:
+        "Predicting the test split of {wildcards.model} / {wildcards.strategy}"
+        " ({wildcards.variant}) on {wildcards.dataset}"
+        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+
+
 rule score:
     input:
         confusions=dataset_run_files("confusion.npz"),

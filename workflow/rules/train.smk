@@ -38,3 +38,19 @@ rule train:
     shell:
         "densebench train --spec {params.spec:q} --store {input.store}"
         " --out-dir {params.out_dir} {params.weights} --threads {threads} > {log} 2>&1"
+
+
+# A variant run of a cell (another input size or training seed, densebench.variants): the same
+# job in the folder `<strategy>__<variant>`.
+use rule train as train_variant with:
+    output:
+        best=f"{VARIANT_RUN_DIR}/best.pt",
+        history=f"{VARIANT_RUN_DIR}/train_log.csv",
+        provenance=f"{VARIANT_RUN_DIR}/provenance.json",
+    log:
+        "logs/train/{dataset}/{model}/{strategy}__{variant}.log",
+    benchmark:
+        "logs/benchmarks/train/{dataset}/{model}/{strategy}__{variant}.tsv"
+    message:
+        "Training {wildcards.model} / {wildcards.strategy} ({wildcards.variant}) on {wildcards.dataset}"
+        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"

@@ -3,6 +3,8 @@
 # driver's environment and is read by huggingface_hub itself: it is never a parameter, never
 # on a command line and never logged. (Not an `envvars:` declaration: that would make every
 # run, the demo and dry-runs included, fail without a token.) Jobs load offline.
+# The demo's `weights: pretrain` models get the same snapshot folder from pretrain_weights
+# (densebench.models.pretrain, a few seconds on the CPU, nothing downloaded).
 
 
 rule download_weights:
@@ -10,6 +12,8 @@ rule download_weights:
         weights=directory("resources/weights/{model}"),
     log:
         "logs/download_weights/{model}.log",
+    wildcard_constraints:
+        model=weights_models(pretrain=False),
     localrule: True
     conda:
         "../../envs/train.yaml"
@@ -20,6 +24,30 @@ rule download_weights:
         "Downloading the weights of {wildcards.model}"
     shell:
         "densebench weights --model {wildcards.model} --record {params.record:q}"
+        " --out {output.weights} > {log} 2>&1"
+
+
+# The snapshot of a `weights: pretrain` demo model: its encoder pretrained on fresh synthetic
+# images (not the demo datasets'), reproducibly; redone when its architecture or `pretrain`
+# settings change (weights_identity_json).
+rule pretrain_weights:
+    output:
+        weights=directory("resources/weights/{model}"),
+    log:
+        "logs/pretrain_weights/{model}.log",
+    benchmark:
+        "logs/benchmarks/pretrain_weights/{model}.tsv"
+    wildcard_constraints:
+        model=weights_models(pretrain=True),
+    conda:
+        "../../envs/train.yaml"
+    params:
+        identity=weights_identity_json,
+        record=model_json,
+    message:
+        "Pretraining the demo backbone {wildcards.model} on synthetic images"
+    shell:
+        "densebench pretrain --model {wildcards.model} --record {params.record:q}"
         " --out {output.weights} > {log} 2>&1"
 
 

@@ -27,7 +27,12 @@ import torch.nn.functional as F
 from densebench.data.dataset import SegmentationSplit
 from densebench.data.resize import resize_tensor
 from densebench.evaluate.confusion import RUN_KEYS, write_confusion
-from densebench.models.segmenter import backbone_fingerprint, build_model, load_trainable_state
+from densebench.models.segmenter import (
+    SegmentationModel,
+    backbone_fingerprint,
+    build_model,
+    load_trainable_state,
+)
 from densebench.spec import RunSpec
 from densebench.train.runtime import amp_dtype, autocast, configure_torch
 
@@ -166,7 +171,12 @@ def predict_run(
 
 def patch_tokens(model, x: torch.Tensor) -> torch.Tensor:
     """(B, N, D) last-layer patch tokens the decoder reads (after a Transformer adapter),
-    prefix tokens dropped."""
+    prefix tokens dropped. Only PFM runs have them: the UNet baseline is refused."""
+    if not isinstance(model, SegmentationModel):
+        raise ValueError(
+            f"a {type(model).__name__} has no patch tokens: token similarity is defined for "
+            "PFM runs only; leave the UNet baseline out of ablations.token_similarity.models"
+        )
     with torch.no_grad():
         tokens = model.encode(x)
         if model.token_adapter is not None:
@@ -193,6 +203,11 @@ def token_similarity(
     from densebench.evaluate.similarity import mean_similarity, query_maps
 
     model, data, device = _test_images_run(checkpoint, store, weights_dir)
+    if not isinstance(model, SegmentationModel):
+        raise ValueError(
+            f"{checkpoint}: a {type(model).__name__} run has no patch tokens; token similarity "
+            "is defined for PFM runs only (leave the UNet out of ablations.token_similarity)"
+        )
     per_image = []
     for k in range(min(images, len(data))):
         tokens = patch_tokens(model, data[k][0][None].float().to(device))[0]

@@ -25,6 +25,7 @@ from densebench.models.weights import (
     HUB,
     classify,
     hub_module,
+    is_pretrain,
     is_random_init,
     no_token_detail,
     offline_detail,
@@ -44,6 +45,7 @@ STATUSES = (
     "offline",
     "error",
     "random-init",
+    "pretrain",
 )
 COLUMNS = ("model", "repo", "revision", "sha", "gated", "licence", "status", "detail")
 
@@ -127,7 +129,11 @@ def preflight(
         if model.startswith("_") or not isinstance(record, dict):
             continue
         if is_random_init(record):
-            rows.append(_row(model, record, "random-init", "random-init demo model, no weights"))
+            detail = "built with random weights (trained from scratch), no download"
+            rows.append(_row(model, record, "random-init", detail))
+        elif is_pretrain(record):
+            detail = "demo model pretrained by the workflow (rule pretrain_weights), no download"
+            rows.append(_row(model, record, "pretrain", detail))
         elif unreachable is not None:
             rows.append(_row(model, record, "offline", offline_detail(model, unreachable)))
         else:
@@ -145,7 +151,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
     """One line: how many models have each status."""
     counts = Counter(row["status"] for row in rows)
     parts = [f"{counts[status]} {status}" for status in STATUSES if counts[status]]
-    ready = counts["ok"] + counts["random-init"]
+    ready = counts["ok"] + counts["random-init"] + counts["pretrain"]
     return f"weights preflight: {len(rows)} models, {ready} ready ({', '.join(parts) or 'none'})"
 
 

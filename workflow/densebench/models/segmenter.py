@@ -1,4 +1,9 @@
-"""The segmentation model: backbone (+ strategy) -> token grid -> decoder -> logits."""
+"""The segmentation model: backbone (+ strategy) -> token grid -> decoder -> logits.
+
+A record of `family: unet` is no backbone: it builds the authors' UNet baseline instead
+(densebench.models.unet), trained from scratch with strategy `full`. Both kinds share the
+interface the training loop and prediction use (`Segmenter`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from densebench.models.backbone import TokenBackbone, build_backbone
 from densebench.models.decoder import SkipDecoder, TokenDecoder
 from densebench.models.geometry import decoder_scales
 from densebench.models.strategies import apply_encoder_strategy
+from densebench.models.unet import FAMILY as UNET_FAMILY
+from densebench.models.unet import UNet, build_unet
 from densebench.spec import RunSpec
 
 
@@ -92,21 +99,41 @@ def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.transpose(1, 2).reshape(b, d, side, side)
 
 
-def build_model(spec: RunSpec, weights_dir: Path | None = None) -> SegmentationModel:
+Segmenter = SegmentationModel | UNet
+"""What a run spec builds: a PFM segmentation model or the UNet baseline."""
+
+
+def is_unet(spec: RunSpec) -> bool:
+    """Whether the run's model record is the UNet baseline (no backbone)."""
+    return spec.model_record["family"] == UNET_FAMILY
+
+
+def unet_of(spec: RunSpec) -> UNet:
+    """The run's UNet (strategy checked: `full` only)."""
+    return build_unet(
+        spec.model, spec.model_record, spec.num_classes, spec.strategy, spec.strategy_record
+    )
+
+
+def build_model(spec: RunSpec, weights_dir: Path | None = None) -> Segmenter:
     """Build the model of a run spec, seeded so random-init backbones are reproducible."""
     torch.manual_seed(int(spec.train.seed))
+    if is_unet(spec):
+        return unet_of(spec)
     backbone = build_backbone(spec.model, spec.model_record, weights_dir)
     return SegmentationModel(backbone, spec)
 
 
-def build_on_meta(spec: RunSpec) -> SegmentationModel:
+def build_on_meta(spec: RunSpec) -> Segmenter:
     """The run's model with random weights on the meta device: shapes and counts, no memory."""
     record = dict(spec.model_record, weights="random")
     with torch.device("meta"):
+        if is_unet(spec):
+            return unet_of(spec)
         return SegmentationModel(build_backbone(spec.model, record), spec)
 
 
-def trainable_state(model: SegmentationModel) -> dict[str, torch.Tensor]:
+def trainable_state(model: Segmenter) -> dict[str, torch.Tensor]:
     """What a checkpoint keeps: trainable parameters and the buffers outside the backbone."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     buffers = {n for n, _ in model.named_buffers() if not n.startswith("backbone.")}
@@ -115,7 +142,7 @@ def trainable_state(model: SegmentationModel) -> dict[str, torch.Tensor]:
     }
 
 
-def load_trainable_state(model: SegmentationModel, state: dict[str, torch.Tensor]) -> None:
+def load_trainable_state(model: Segmenter, state: dict[str, torch.Tensor]) -> None:
     """Load a trainable-state checkpoint; everything missing must belong to the backbone."""
     result = model.load_state_dict(state, strict=False)
     expected_missing = {n for n, p in model.named_parameters() if not p.requires_grad}
@@ -128,8 +155,11 @@ def load_trainable_state(model: SegmentationModel, state: dict[str, torch.Tensor
         )
 
 
-def backbone_fingerprint(model: SegmentationModel) -> float:
-    """A cheap checksum of the frozen backbone weights, to catch a mismatched rebuild."""
+def backbone_fingerprint(model: Segmenter) -> float:
+    """A cheap checksum of the frozen backbone weights, to catch a mismatched rebuild (0 for
+    the UNet: nothing of it is frozen, all of it is in the checkpoint)."""
+    if isinstance(model, UNet):
+        return 0.0
     with torch.no_grad():
         return float(
             sum(p.double().abs().sum() for p in model.backbone.parameters() if not p.requires_grad)

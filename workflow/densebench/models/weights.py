@@ -3,9 +3,11 @@
 Weights are fetched once, on a machine with internet (the login node), into
 resources/weights/<model>/ with a SNAPSHOT.json manifest (repo, requested revision, resolved
 commit, files and sizes); `fetch_command` is the one spelling of that remedy, used by every
-message that names it. Training jobs run offline (HF_HUB_OFFLINE=1) and call check_snapshot
-before loading. `classify` turns hub errors into a status and a remedy, for fetching here and
-for the access preflight (`densebench.models.preflight`).
+message that names it. The demo's `weights: pretrain` models get theirs from
+`densebench.models.pretrain` instead (same folder and manifest, nothing downloaded). Training
+jobs run offline (HF_HUB_OFFLINE=1) and call check_snapshot before loading. `classify` turns hub
+errors into a status and a remedy, for fetching here and for the access preflight
+(`densebench.models.preflight`).
 
 Tokens: the explicit argument, else HF_TOKEN, else the token stored by `hf auth login`. A token is
 never written to a message, a log or a file (every text that leaves this module is redacted).
@@ -50,9 +52,48 @@ def hub_module() -> ModuleType:
     return huggingface_hub
 
 
+def is_pretrain(record: dict[str, Any]) -> bool:
+    """Whether a registry record is a demo model pretrained by the workflow (`weights: pretrain`):
+    its snapshot is made here (`densebench.models.pretrain`), nothing is downloaded."""
+    return record.get("weights") == "pretrain"
+
+
 def is_random_init(record: dict[str, Any]) -> bool:
-    """Whether a registry record is a random-init demo model (nothing to download)."""
-    return record.get("weights") == "random" or not record.get("hf_repo")
+    """Whether a registry record is a random-init demo model (nothing to download, no snapshot)."""
+    return record.get("weights") == "random" or not (record.get("hf_repo") or is_pretrain(record))
+
+
+PRETRAIN_KEYS = ("seed", "images", "steps", "batch_size", "lr", "input_size")
+"""The settings of a record's `pretrain` mapping (workflow/schemas/models.schema.yaml)."""
+PRETRAIN_VERSION = 1
+"""Version of the pretraining objective; bump it when densebench.models.pretrain changes the
+weights it writes, and every pretrained snapshot is redone."""
+
+
+def pretrain_settings(model: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The `pretrain` mapping of a pretrain record, checked (WeightsError names what is wrong)."""
+    settings = record.get("pretrain")
+    if not is_pretrain(record) or not isinstance(settings, dict):
+        raise WeightsError(
+            f"model {model}: not a pretrain demo model; set `weights: pretrain` and a "
+            f"`pretrain` mapping ({', '.join(PRETRAIN_KEYS)}) in config/models.yaml"
+        )
+    missing = [key for key in PRETRAIN_KEYS if key not in settings]
+    if missing:
+        raise WeightsError(f"model {model}: `pretrain` lacks {missing} in config/models.yaml")
+    return {key: settings[key] for key in PRETRAIN_KEYS}
+
+
+def pretrain_identity(model: str, record: dict[str, Any]) -> dict[str, Any]:
+    """What decides a pretrained snapshot: the architecture, the model's own normalisation,
+    the pretraining settings and the objective's version."""
+    return {
+        "arch": record["arch"],
+        "kwargs": record.get("kwargs", {}),
+        "normalisation": record["normalisation"]["model"],
+        "pretrain": pretrain_settings(model, record),
+        "version": PRETRAIN_VERSION,
+    }
 
 
 def fetch_command(model: str) -> str:
@@ -200,6 +241,11 @@ def fetch_weights(
     """Snapshot hf_repo at its revision into out_dir atomically, return the manifest."""
     if is_random_init(record):
         raise WeightsError(f"model {model}: random-init demo model, nothing to download")
+    if is_pretrain(record):
+        raise WeightsError(
+            f"model {model}: demo model pretrained by the workflow, nothing to download: "
+            f"`densebench pretrain` (rule pretrain_weights) writes its snapshot"
+        )
     repo, revision = record["hf_repo"], record.get("revision")
     token = resolve_token(token)
     if offline_mode():

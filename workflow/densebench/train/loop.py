@@ -35,6 +35,7 @@ from densebench.data.dataset import SegmentationSplit, epoch_order
 from densebench.evaluate.predict import confusion_matrices
 from densebench.models.segmenter import (
     SegmentationModel,
+    Segmenter,
     backbone_fingerprint,
     build_model,
     count_parameters,
@@ -94,7 +95,7 @@ def make_loader(
 class Trainer:
     """The optimisation state of one run and its train / validation steps."""
 
-    def __init__(self, model: SegmentationModel, spec: RunSpec, device: torch.device):
+    def __init__(self, model: Segmenter, spec: RunSpec, device: torch.device):
         cfg = spec.train
         self.model, self.spec, self.device = model, spec, device
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -159,10 +160,13 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
 
 
-def prepare_for_gpu(model: SegmentationModel, execution: Execution) -> None:
-    """channels_last for the convolutional parts; checkpointing in a trainable encoder."""
+def prepare_for_gpu(model: Segmenter, execution: Execution) -> None:
+    """channels_last for the convolutional parts; checkpointing in a trainable encoder (a
+    PFM's: the UNet baseline has no transformer encoder to checkpoint)."""
     if execution.channels_last:
         model.use_channels_last()
+    if not isinstance(model, SegmentationModel):
+        return
     if execution.grad_checkpointing and model.encoder_trains:
         encoder = model.backbone.encoder
         if hasattr(encoder, "set_grad_checkpointing"):  # timm
