@@ -179,11 +179,11 @@ def _score_keys(path: Path, variants: bool) -> dict[str, str]:
     """The key columns of a run's scores: its (dataset, model, strategy) and, with `variants`,
     its run folder's variant ('' for a cell's own run; densebench.variants)."""
     from densebench.evaluate.confusion import run_keys
+    from densebench.variants import of_run_folder
 
     keys = run_keys(path)
     if variants:
-        _, _, name = Path(path).parent.name.partition("__")
-        keys["variant"] = name
+        keys["variant"] = of_run_folder(Path(path).parent.name).name
     return keys
 
 

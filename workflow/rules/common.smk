@@ -216,7 +216,7 @@ def run_of(wildcards):
 
 def run_folder(dataset, model, strategy, variant=""):
     """The folder of a run: its cell's, suffixed `__<variant>` for a variant run."""
-    folder = f"results/runs/{dataset}/{model}/{strategy}"
+    folder = RUN_DIR.format(dataset=dataset, model=model, strategy=strategy)
     return f"{folder}__{variant}" if variant else folder
 
 
@@ -307,13 +307,6 @@ def dataset_run_files(name):
         )
 
     return files
-
-
-def run_files(name):
-    """One file of every run of the grid (the cells' own runs)."""
-    return expand(
-        f"{RUN_DIR}/{name}", dataset=DATASETS, model=MODELS, strategy=STRATEGIES
-    )
 
 
 def seed_runs():

@@ -21,9 +21,28 @@ from densebench.report.ranking import RANK_METRIC, metric_cells
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 PANEL_IN: tuple[float, float] = (2.6, 2.4)
+
+
+def dataset_panels(n: int) -> tuple[Figure, list[Axes]]:
+    """A figure with one row of ``n`` panels (one per dataset); call inside ``print_style``."""
+    from matplotlib.figure import Figure
+
+    width, height = PANEL_IN
+    fig = Figure(figsize=(width * n, height), layout="constrained")
+    return fig, list(fig.subplots(1, n, squeeze=False)[0])
+
+
+def ci_errorbar(ax: Axes, x: pd.Series, rows: pd.DataFrame, **style_kw) -> None:
+    """Bootstrap means of ``rows`` at ``x`` with their 95% CIs as error bars."""
+    errors = [
+        (rows["boot_mean"] - rows["ci_lower"]).clip(lower=0),
+        (rows["ci_upper"] - rows["boot_mean"]).clip(lower=0),
+    ]
+    ax.errorbar(x, rows["boot_mean"], yerr=errors, capsize=2, **style_kw)
 
 
 def build_lora_rank(
@@ -31,17 +50,13 @@ def build_lora_rank(
 ) -> Figure:
     """Mean Dice [95% CI] per LoRA rank (``ranks``: strategy -> rank) and the full fine-tuning
     reference line, one panel per dataset."""
-    from matplotlib.figure import Figure
-
     cells = metric_cells(table, grid)
     datasets = [d for d in grid.datasets if d in set(cells["dataset"])]
     if not datasets:
         raise ValueError(f"LoRA-rank figure: no {RANK_METRIC} cells of the ablation's runs")
     styles = style.model_styles(grid)
     with style.print_style():
-        width, height = PANEL_IN
-        fig = Figure(figsize=(width * len(datasets), height), layout="constrained")
-        axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+        fig, axes = dataset_panels(len(datasets))
         for ax, dataset in zip(axes, datasets, strict=True):
             part = cells[cells["dataset"] == dataset]
             for model in grid.models:
@@ -52,14 +67,8 @@ def build_lora_rank(
                 lora = rows[rows["strategy"].isin(list(ranks))]
                 lora = lora.assign(rank=lora["strategy"].map(ranks)).sort_values("rank")
                 if not lora.empty:
-                    errors = [
-                        lora["boot_mean"] - lora["ci_lower"],
-                        lora["ci_upper"] - lora["boot_mean"],
-                    ]
-                    ax.errorbar(
-                        lora["rank"], lora["boot_mean"], yerr=[e.clip(lower=0) for e in errors],
-                        color=colour, marker=marker, capsize=2, label=grid.name("models", model),
-                    )  # fmt: skip
+                    label = grid.name("models", model)
+                    ci_errorbar(ax, lora["rank"], lora, color=colour, marker=marker, label=label)
                 full = rows[rows["strategy"] == reference]
                 if not full.empty:
                     ref = full.iloc[0]

@@ -204,12 +204,8 @@ def write_summaries(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path
     sota, ranks = dataset_sota(table, grid), average_rank(table, grid)
     header, rows = sota_rows(sota)
     title = f"Best {RANK_METRIC} per dataset"
-    tex_rows = [[tables.latex_escape(c) for c in row] for row in rows]
-    paths = tables.write_formats(
-        sota,
-        tables.markdown(header, rows, title, SOTA_NOTE),
-        tables.latex(header, tex_rows, f"{title}. {SOTA_NOTE}", "tab:dataset-sota"),
-        out_dir / "dataset_sota",
+    paths = tables.write_text_table(
+        sota, header, rows, title, SOTA_NOTE, "tab:dataset-sota", out_dir / "dataset_sota"
     )
     md_header, md_rows = rank_rows(ranks, grid, "md")
     _, tex_rows = rank_rows(ranks, grid, "tex")

@@ -134,6 +134,23 @@ def write_formats(frame: pd.DataFrame, md: str, tex: str, stem: Path) -> list[Pa
     return paths
 
 
+def write_text_table(
+    frame: pd.DataFrame,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    title: str,
+    note: str,
+    label: str,
+    stem: Path,
+) -> list[Path]:
+    """Write a table of plain text cells (no marks) as CSV (``frame``), Markdown and LaTeX
+    (cells escaped, caption = title and note)."""
+    md = markdown(header, rows, title, note)
+    tex_rows = [[latex_escape(c) for c in row] for row in rows]
+    tex = latex(header, tex_rows, f"{title}. {note}", label)
+    return write_formats(frame, md, tex, stem)
+
+
 def _marked_cells(
     wide: pd.DataFrame, columns: Sequence[str], digits: int = 3
 ) -> tuple[list[list[str]], list[list[str]]]:
@@ -403,7 +420,4 @@ def write_cards(records: Mapping[str, Mapping[str, Any]], kind: str, stem: Path)
     rows = [[str(r[f]) for f, _ in fields] for r in frame.to_dict("records")]
     title = "Model cards (Table A1)" if kind == "models" else "Dataset cards (Table B1)"
     note = "From the registry records (config/models.yaml, config/datasets.yaml)."
-    md = markdown(header, rows, title, note)
-    tex_rows = [[latex_escape(c) for c in row] for row in rows]
-    tex = latex(header, tex_rows, f"{title}. {note}", f"tab:{kind}-cards")
-    return write_formats(frame, md, tex, stem)
+    return write_text_table(frame, header, rows, title, note, f"tab:{kind}-cards", stem)

@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densebench.report import style
+from densebench.report.ablations import ci_errorbar, dataset_panels
 from densebench.report.grid import Grid
 from densebench.report.ranking import RANK_METRIC, metric_cells
-from densebench.report.tables import ci_cell, latex, latex_escape, markdown, write_formats
+from densebench.report.tables import ci_cell, write_text_table
 from densebench.variants import Variant
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-PANEL_IN: tuple[float, float] = (2.6, 2.4)
 RUN_KEY = ("dataset", "model", "strategy", "variant")
 
 
@@ -65,8 +65,6 @@ def variant_cells(scores: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFra
 
 def build_input_size(scores: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC) -> Figure:
     """Mean Dice [95% CI] against the requested input side S, one panel per dataset."""
-    from matplotlib.figure import Figure
-
     cells = variant_cells(scores, metric)
     cells = cells[cells["size"].notna() & cells["dataset"].isin(grid.datasets)]
     datasets = [d for d in grid.datasets if d in set(cells["dataset"])]
@@ -75,9 +73,7 @@ def build_input_size(scores: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC
     styles = style.model_styles(grid)
     several = len(set(cells["strategy"])) > 1
     with style.print_style():
-        width, height = PANEL_IN
-        fig = Figure(figsize=(width * len(datasets), height), layout="constrained")
-        axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+        fig, axes = dataset_panels(len(datasets))
         for ax, dataset in zip(axes, datasets, strict=True):
             part = cells[cells["dataset"] == dataset]
             for model in grid.models:
@@ -89,12 +85,7 @@ def build_input_size(scores: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC
                     colour, marker = styles[model]
                     label = grid.name("models", model)
                     label += f", {grid.name('strategies', strategy)}" if several else ""
-                    errors = [
-                        (rows["boot_mean"] - rows["ci_lower"]).clip(lower=0),
-                        (rows["ci_upper"] - rows["boot_mean"]).clip(lower=0),
-                    ]
-                    ax.errorbar(rows["size"], rows["boot_mean"], yerr=errors, color=colour,
-                                marker=marker, capsize=2, label=label)  # fmt: skip
+                    ci_errorbar(ax, rows["size"], rows, color=colour, marker=marker, label=label)
             sizes = sorted({int(s) for s in part["size"]})
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes, [str(s) for s in sizes])
@@ -169,10 +160,7 @@ def write_seed_spread(scores: pd.DataFrame, grid: Grid, stem: Path) -> list[Path
         "SD with n - 1). The CI reflects test-set sampling only; the seed spread, training noise."
     )
     title = "Training-seed spread"
-    md = markdown(header, rows, title, note)
-    tex_rows = [[latex_escape(c) for c in row] for row in rows]
-    tex = latex(header, tex_rows, f"{title}. {note}", "tab:seed-spread")
-    return write_formats(frame, md, tex, stem)
+    return write_text_table(frame, header, rows, title, note, "tab:seed-spread", stem)
 
 
 # ---- UNet baseline ------------------------------------------------------------------------
@@ -241,10 +229,7 @@ def write_baseline_table(
         f"score below the {name} (beaten / PFMs with a score)."
     )
     title = f"{name} baseline against the PFMs"
-    md = markdown(header, rows, title, note)
-    tex_rows = [[latex_escape(c) for c in row] for row in rows]
-    tex = latex(header, tex_rows, f"{title}. {note}", "tab:baseline-unet")
-    return write_formats(frame, md, tex, stem)
+    return write_text_table(frame, header, rows, title, note, "tab:baseline-unet", stem)
 
 
 def build_baseline_figure(
