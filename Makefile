@@ -29,6 +29,7 @@ test: venv lint
 lint: venv
 	ruff check workflow tests benchmarks
 	ruff format --check workflow tests benchmarks
+	lint-imports
 	snakefmt --check Snakefile workflow/rules
 	snakemake --lint --configfile config/demo.yaml
 	snakemake --lint

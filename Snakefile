@@ -38,42 +38,42 @@ onstart:
 rule all:
     default_target: True
     input:
-        final_outputs(),
-        ablation_targets(),
+        PLAN.final_outputs(),
+        PLAN.ablation_targets(),
 
 
 # Every figure and table of one results source (config results_source), nothing else:
 # `snakemake --cores 2 report --config results_source=published` trains nothing.
 rule report:
     input:
-        report_files(config["results_source"]),
+        PLAN.report.report_files(config["results_source"]),
 
 
 # The LoRA-rank ablation (config ablations.lora_rank): its runs, scores and Figure 5.
 rule ablation_lora_rank:
     input:
-        ablation_targets("lora_rank"),
+        PLAN.ablation_targets("lora_rank"),
 
 
 # Frozen runs trained and tested at each input size S (ablations.input_size) and their figure.
 rule ablation_input_size:
     input:
-        ablation_targets("input_size"),
+        PLAN.ablation_targets("input_size"),
 
 
 # The authors' UNet from scratch beside the PFMs (ablations.baseline_unet): table and figure.
 rule baseline_unet:
     input:
-        ablation_targets("baseline_unet"),
+        PLAN.ablation_targets("baseline_unet"),
 
 
 # Token similarity of the last layer's patch tokens per strategy (ablations.token_similarity).
 rule token_similarity:
     input:
-        ablation_targets("token_similarity"),
+        PLAN.ablation_targets("token_similarity"),
 
 
 # The qualitative figure per dataset (ablations.qualitative).
 rule qualitative:
     input:
-        ablation_targets("qualitative"),
+        PLAN.ablation_targets("qualitative"),

@@ -127,7 +127,7 @@ cp -r "$REPO/Snakefile" "$REPO/config" "$REPO/envs" "$job/"
 cp -r "$REPO/workflow/rules" "$REPO/workflow/schemas" "$job/workflow/"
 cp -r "$REPO/.test/config" "$job/.test/"
 job_start=$(date +%s)
-podman run --rm --network none -v "$job:/work" -w /work "$IMG" bash -c \
+podman run --rm --network none --shm-size=2g -v "$job:/work" -w /work "$IMG" bash -c \
   "command -v densebench snakemake > .test/commands.txt &&
    snakemake --directory .test --cores 1 $TARGET > .test/snakemake.log 2>&1" ||
   { tail -30 "$job/.test/snakemake.log"; fail "the demo job failed in the image (log: $job/.test/snakemake.log)"; }

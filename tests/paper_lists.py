@@ -17,7 +17,7 @@ import torch
 from densebench.config import load_config, registry_path
 from densebench.data.converters import Sample
 from densebench.data.store import write_store
-from densebench.models.geometry import Normalisation
+from densebench.geometry import Normalisation
 from densebench.registry import AXES, Registries
 from densebench.spec import RunSpec, build_run_spec
 from tests.conftest import FIXTURES, REPO

@@ -33,19 +33,35 @@ def test_lora_rank_target_lists_the_ablations_training_jobs(workdir):  # noqa: F
 
 
 TRAINING = re.compile(
-    r"Training (\S+) / (\S+) \((\S+)\) on (\S+) \(1 GPU, (\d+) CPUs, (\d+) MB, (\d+) min\)"
+    r"Training (\S+) / (\S+) \((\S+)\) on (\S+) \(1 GPU \S+: est\. \d+ GB \w+ checkpointing, "
+    r"(\d+) CPUs, (\d+) MB, (\d+) min\)"
 )
 
 
 @pytest.mark.workflow
 def test_input_size_target_lists_each_size_with_resources_from_the_rule(workdir):  # noqa: F811
-    plan = snakemake(workdir, "ablation_input_size", "-n").stdout
+    # 4096 px at batch 8 fits no 80 GB card, even with checkpointing: the plan stops, naming it
+    stopped = snakemake(workdir, "ablation_input_size", "-n", check=False)
+    assert stopped.returncode != 0 and "Job stats" not in stopped.stdout
+    assert re.search(
+        r"run \w+ / uni_v1 / frozen \(S = 4096\): the train job needs an estimated \d+ GB",
+        stopped.stdout + stopped.stderr,
+    )
+    site = workdir / "site.yaml"  # a site with a 192 GB class (B200, MI300X) beside the 80 GB
+    site.write_text(
+        "resources:\n  gpus: [{name: h100-80g, memory_gb: 80}, {name: b200-192g, memory_gb: 192}]\n"
+    )
+    plan = snakemake(workdir, "ablation_input_size", "-n", "--configfile", str(site)).stdout
+    assert len(re.findall(r"\(resize4096\) on \w+ \(1 GPU b200-192g: est\. \d+ GB", plan)) == 3
     jobs = {(m, s, v, d): tuple(map(int, r)) for m, s, v, d, *r in TRAINING.findall(plan)}
     sizes = [256, 512, 1024, 2048, 4096]
     # upsample (the authors' __resize<S>): every default dataset at every S
     assert set(jobs) == {("uni_v1", "frozen", f"resize{s}", d) for s in sizes
                          for d in ("Janowczyk", "RINGS", "CRAG")}  # fmt: skip
-    counts = job_counts(snakemake(workdir, "ablation_input_size", "-n", "--quiet", "rules").stdout)
+    counts = snakemake(
+        workdir, "ablation_input_size", "-n", "--configfile", str(site), "-q", "rules"
+    )
+    counts = job_counts(counts.stdout)
     assert counts["train_variant"] == counts["predict_variant"] == 15 and "train" not in counts
     assert counts["ablation_scores"] == counts["input_size_figure"] == 1
     # memory and runtime grow with S by the resource rule (4096 px: 16.8 Mpx per image)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
+import itertools
 import json
+import re
+import shlex
 
 import pytest
 
-from densebench.cli import json_arg, main, spec_arg
+from densebench.cli import COMMANDS, build_parser, json_arg, main, spec_arg
+from densebench.report.products import figure_names, figure_product
+from tests.conftest import REPO
 
 
 def test_json_argument_from_text_or_file(tmp_path):
@@ -95,7 +102,9 @@ def test_failures_print_the_traceback_first_and_the_message_last(tmp_path, capsy
 
 
 def test_long_tracebacks_and_messages_are_cut(monkeypatch, capsys):
-    import densebench.cli
+    from dataclasses import replace
+
+    from densebench.cli import COMMANDS
 
     def chained(args):
         """Fail after 30 chained causes, with a 100-line message."""
@@ -107,10 +116,146 @@ def test_long_tracebacks_and_messages_are_cut(monkeypatch, capsys):
                 error = caught
         raise ValueError("\n".join(f"line {i}" for i in range(100))) from error
 
-    monkeypatch.setattr(densebench.cli, "cmd_manual_check", chained)
+    monkeypatch.setitem(
+        COMMANDS, "manual-check", replace(COMMANDS["manual-check"], handler=chained)
+    )
     assert main(["manual-check", "--dataset", "X", "--card", "{}", "--raw", "r"]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 + 40 + 1 + 40 + 1
     assert lines[0].endswith("earlier traceback lines cut)") and "OSError: cause 29" in lines
     assert lines[41:43] == ["ValueError", "densebench: error: line 0"]
     assert lines[-1] == "... (60 more lines cut)"
+
+
+# ---- registration: every command line the rule files write parses ----------------------------
+
+RULES = REPO / "workflow/rules"
+CUT = re.compile(r" (?:>|2>&1|\||;)")
+"""Where a rule's shell command ends and its redirections begin."""
+PLACEHOLDER = re.compile(r"\{([\w.]+)(:q)?\}")
+WILDCARDS = {"dataset": "GlaS", "model": "demo_vit_p16", "axis": "model", "source": "merged"}
+"""Dummy wildcard values (others: "x"); a kind wildcard takes each kind the command accepts."""
+FREE = {
+    "weights": "--weights resources/weights/m",
+    "background": "--exclude-background",
+    "split_list": "--split-list resources/splits/d.json",
+    "sources": "--reproduced results/reproduced.csv",
+}
+"""What common.smk's params give where a rule writes `{params.X}` alone (options or nothing);
+a figure's `{params.options}` are its product's (densebench.report.products)."""
+
+
+def rule_commands() -> list[tuple[str, str]]:
+    """(rule, shell command before its redirections) of every rule that runs `densebench`."""
+    found = []
+    for smk in sorted(RULES.glob("*.smk")):
+        for rule, body in re.findall(
+            r"^rule (\w+):\n(.*?)(?=^\S|\Z)", smk.read_text(), re.M | re.S
+        ):
+            shell = re.search(r"^ +shell:\n((?: +\".*\"\n?)+)", body, re.M)
+            if shell:
+                text = ast.literal_eval("(" + shell[1] + ")")
+                found.append((f"{smk.name}:{rule}", CUT.split(text, maxsplit=1)[0]))
+    return [(rule, text) for rule, text in found if text.startswith("densebench ")]
+
+
+def subparser(name: str) -> argparse.ArgumentParser:
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+def kinds(name: str) -> list[str]:
+    """The kinds a command's positional `kind` accepts (a heat map for one strategy)."""
+    kind = next(a for a in subparser(name)._actions if a.dest == "kind" and not a.option_strings)
+    return list(kind.choices) if kind.choices else figure_names(["lora", "frozen"])
+
+
+def dummy(action: argparse.Action, spec: str) -> list[str]:
+    """Values an option accepts, from its type, choices and nargs."""
+    if action.type is spec_arg:
+        return [spec]
+    if action.type is json_arg:
+        return ["{}"]
+    if action.choices:
+        return [next(iter(action.choices))]
+    value = {int: "1", float: "0.5"}.get(action.type, "some/path")
+    count = (
+        action.nargs if isinstance(action.nargs, int) else 2 if action.nargs in ("+", "*") else 1
+    )
+    return [value] * count
+
+
+def rule_argv(template: str, spec: str, kind: str | None, config: dict) -> list[str]:
+    """A rule's command line with dummy values in place of its placeholders."""
+    words = template.split()
+    argv = words[1:2]
+    options = subparser(words[1])._option_string_actions
+    wildcards = {**WILDCARDS, "kind": kind}
+    for before, word in itertools.pairwise(words[1:]):
+        whole = PLACEHOLDER.fullmatch(word)
+        name = whole[1] if whole else ""
+        if whole and not name.startswith("wildcards.") and before in options:
+            argv += dummy(options[before], spec)
+        elif whole and name.startswith("input."):
+            argv += ["results/runs/d/m/s/best.pt", "results/runs/d/m/t/best.pt"]
+        elif whole and name == "params.options" and kind:
+            argv += figure_product(kind).cli_options(config).split()
+        elif whole and name.startswith("params."):
+            argv += FREE.get(name.removeprefix("params."), "").split()
+        else:
+            argv.append(PLACEHOLDER.sub(lambda m: wildcards.get(m[1][10:], "x"), word))
+    return argv
+
+
+def test_every_command_line_of_the_rules_parses_to_its_registered_handler(demo_config, registries):
+    from densebench.spec import build_run_spec
+
+    spec = build_run_spec(demo_config, "demo_nuclei", "demo_vit_p16", "lora", registries).to_json()
+    commands = rule_commands()
+    assert len(commands) > 20
+    for rule, template in commands:
+        name = template.split()[1]
+        for kind in kinds(name) if "{wildcards.kind}" in template else [None]:
+            argv = rule_argv(template, spec, kind, demo_config)
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"{rule}: densebench refuses {shlex.join(argv)}")
+            assert args.func is COMMANDS[name].handler, rule
+
+
+def test_every_handler_is_registered_with_its_options():
+    import densebench.cli
+
+    handlers = {
+        f
+        for stage in densebench.cli.STAGES
+        for n, f in vars(stage).items()
+        if n.startswith("cmd_") and f.__module__ == stage.__name__
+    }
+    assert handlers == {c.handler for c in COMMANDS.values()}
+    for command in COMMANDS.values():
+        assert subparser(command.name).get_default("func") is command.handler
+
+
+def test_a_kind_is_positional_with_the_old_forms_kept_as_aliases(capsys):
+    from densebench.cli.report import figure_name
+
+    cards = ["--records", "{}", "--out", "cards/models"]
+    parse = build_parser().parse_args
+    assert parse(["cards", "models", *cards]).kind == "models"
+    assert parse(["cards", *cards, "--kind", "datasets"]).kind == "datasets"  # deprecated
+    with pytest.raises(SystemExit):
+        parse(["cards", "tables", *cards])
+    with pytest.raises(SystemExit, match="the kind is required"):
+        main(["cards", *cards])
+    figure = ["--table", "t.csv", "--grid", "{}", "--png", "f.png", "--pdf", "f.pdf"]
+    new = figure_name(parse(["figure", "heatmap_lora", *figure]))
+    assert new == figure_name(parse(["figure", "heatmap", *figure, "--strategy", "lora"]))
+    assert new == ("heatmap_lora", {})
+    assert figure_name(parse(["figure", "figure3", *figure, "--metric", "mIoU"])) == (
+        "figure3",
+        {"metric": "mIoU"},
+    )
+    with pytest.raises(SystemExit):
+        parse(["figure", "heatmap_", *figure])
+    assert "heatmap_<strategy>" in capsys.readouterr().err

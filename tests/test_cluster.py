@@ -2,13 +2,15 @@
 slurmd, slurmdbd + MariaDB, two fake GPUs), through the slurm executor and the project's
 profile template (workflow/profiles/slurm, placeholders filled, no container).
 
-The reduced demo trains long enough (200 epochs) to outlive a 1-minute time limit on the
-first attempt: SLURM kills the training jobs (TIMEOUT), Snakemake resubmits them with attempt 2
+The reduced demo's first training attempt outlives its 1-minute time limit: each training is
+paused (SIGSTOP) once it has saved its first epoch to last.pt, as a training too long for its
+limit would be, so SLURM ends the job at the limit (TIMEOUT) however fast this machine trains
+(a few epochs, not the hundreds it would take otherwise). Snakemake resubmits it with attempt 2
 and more runtime, and the training resumes from last.pt. One prediction is killed (SIGKILL, as
 the out-of-memory killer would): its job fails and reruns from best.pt, nothing is retrained.
 (A job cancelled with scancel is not retried: the slurm plugin 2.8.0 reads sacct's state
 "CANCELLED by <uid>" as still running and waits.) Every number equals a local run of the same
-config, which runs meanwhile beside it.
+config (its runs and scores, not the report), which runs meanwhile beside it.
 
 Needs root and Debian's apt (it installs slurm-wlm, munge and mariadb). Elsewhere it is skipped,
 unless DENSEBENCH_REQUIRE_CLUSTER=1 (set by .ci/run), where it fails instead.
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.workflow
 SLURM = REPO / "ci/local_slurm.sh"
 ACCOUNT, PARTITION = "ci", "debug"
 FIRST_LIMIT_MIN, RETRY_LIMIT_MIN = 1, 20
+EPOCHS = 6
 RUNS = [("demo_glands", "demo_vit_p8", s) for s in ("frozen", "lora")]
 LOCAL_RULES = {"all"}
 
@@ -51,12 +54,25 @@ def cluster_unavailable() -> str | None:
     return None
 
 
+@pytest.fixture(scope="module", autouse=True)
+def slurm_conf():
+    """The cluster's configuration for this module (tests/conftest.py hides it from the rest)."""
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = "/etc/slurm/slurm.conf"
+    yield
+    if before is None:
+        os.environ.pop("SLURM_CONF")
+    else:
+        os.environ["SLURM_CONF"] = before
+
+
 def slurm_script(command: str) -> subprocess.CompletedProcess:
     """Run ci/local_slurm.sh <command> with the test's cluster settings."""
     env = dict(os.environ, LOCAL_SLURM_FAKE_GPUS="2", LOCAL_SLURM_PARTITION=PARTITION)
     env["LOCAL_SLURM_ACCOUNT"] = ACCOUNT
+    lock = ["flock", "/tmp/densebench-local-slurm.lock"]  # one start at a time on this machine
     return subprocess.run(
-        ["bash", str(SLURM), command], capture_output=True, text=True, env=env, timeout=600
+        [*lock, "bash", str(SLURM), command], capture_output=True, text=True, env=env, timeout=600
     )
 
 
@@ -89,6 +105,7 @@ def ci_profile(path: Path) -> Path:
     profile["slurm-init-seconds-before-status-checks"] = 2
     profile["jobs"] = 4
     first, retry = FIRST_LIMIT_MIN, RETRY_LIMIT_MIN
+    # no early USR1 here: the first attempt's 1-minute limit ends in SLURM's SIGTERM (TIMEOUT)
     profile["set-resources"] = {"train": {"runtime": f"{first} if attempt == 1 else {retry}"}}
     path.mkdir(parents=True)
     (path / "config.v8+.yaml").write_text(yaml.safe_dump(profile))
@@ -96,14 +113,37 @@ def ci_profile(path: Path) -> Path:
 
 
 def cluster_config(path: Path) -> Path:
-    """The reduced demo on one model, trained 200 epochs (about 100 s a run), and a GPU
-    requested for every train / predict job (resources.gpu: always)."""
+    """The reduced demo on one model, trained EPOCHS epochs, and a GPU requested for every
+    train / predict job (resources.gpu: always)."""
     config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     config["models"] = ["demo_vit_p8"]
-    config["train"]["epochs"] = 200
-    config["resources"] = {"gpu": "always"}
+    config["train"]["epochs"] = EPOCHS
+    config["resources"] = {"gpu": "always", "gpus": two_gpu_classes(config)}
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def two_gpu_classes(config: dict) -> list[dict]:
+    """Two GPU classes split between the runs by the memory model: the frozen run's training
+    fits the small one (plain --gpus=1), the LoRA run's only the large one (--gres=gpu:1)."""
+    from densebench.config import load_config
+    from densebench.memory import estimate
+    from densebench.registry import Registries
+    from densebench.spec import build_run_spec
+
+    full = load_config(REPO / ".test/config/config.yaml")
+    full.update(models=config["models"], train=dict(full["train"], epochs=EPOCHS))
+    registries = Registries.load(
+        *(REPO / f"config/{axis}.yaml" for axis in ("models", "datasets", "strategies"))
+    )
+    need = {
+        s: estimate(build_run_spec(full, d, m, s, registries), "train", True).gb for d, m, s in RUNS
+    }
+    assert need["frozen"] < need["lora"]
+    return [
+        {"name": "small", "memory_gb": (need["frozen"] + need["lora"]) / 2},
+        {"name": "large", "memory_gb": 80, "gres": "gpu:1"},
+    ]
 
 
 def sacct(job_ids: list[str]) -> pd.DataFrame:
@@ -148,13 +188,33 @@ def kill_first_prediction(workdir: Path, killed: list[str], stop: threading.Even
         time.sleep(0.1)
 
 
+def pause_first_attempts(workdir: Path, paused: list[str], stop: threading.Event) -> None:
+    """SIGSTOP each `densebench train` process of the cluster run once it has written last.pt
+    (one per run: the retry is left to finish); record their output folders."""
+    while not stop.is_set() and len(paused) < len(RUNS):
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+                here = (proc / "cwd").resolve() == workdir.resolve()
+            except OSError:
+                continue
+            if not (here and b"train" in args and any(a.endswith(b"densebench") for a in args)):
+                continue
+            out = args[args.index(b"--out-dir") + 1].decode()
+            if out not in paused and (workdir / out / "last.pt").exists():
+                os.kill(int(proc.name), signal.SIGSTOP)
+                paused.append(out)
+        time.sleep(0.05)
+
+
 def run_files(workdir: Path, name: str) -> list[Path]:
     return [workdir / f"results/runs/{d}/{m}/{s}/{name}" for d, m, s in RUNS]
 
 
 @pytest.fixture(scope="module")
 def cluster_run(slurm_cluster, tmp_path_factory):
-    """The reduced demo through SLURM, and the same config run locally at the same time."""
+    """The reduced demo through SLURM, and the same config's runs and scores made locally at
+    the same time."""
     root = tmp_path_factory.mktemp("cluster")
     profile = ci_profile(root / "profile")
     config = cluster_config(root / "config.yaml")
@@ -164,14 +224,17 @@ def cluster_run(slurm_cluster, tmp_path_factory):
         (folder / "config").symlink_to(REPO / "config")
     dry = snakemake(work, "-n", "--quiet", "rules", "--configfile", str(config))
     planned = job_counts(dry.stdout + dry.stderr)
-    cmd, env = snakemake_command(local, "--configfile", str(config), "--cores", "2")
+    scores = "results/scores/demo_glands.csv"
+    cmd, env = snakemake_command(local, scores, "--configfile", str(config), "--cores", "2")
     local_log = root / "local.log"
     with local_log.open("w") as sink:
         beside = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     start = time.monotonic()
-    killed, stop = [], threading.Event()
+    killed, paused, stop = [], [], threading.Event()
     killer = threading.Thread(target=kill_first_prediction, args=(work, killed, stop))
+    pauser = threading.Thread(target=pause_first_attempts, args=(work, paused, stop))
     killer.start()
+    pauser.start()
     cmd, env = snakemake_command(work, "--configfile", str(config), "--profile", str(profile))
     run = subprocess.run(
         ["timeout", "-s", "INT", "-k", "30", "1200", *cmd],
@@ -182,6 +245,7 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     seconds = time.monotonic() - start
     stop.set()
     killer.join()
+    pauser.join()
     assert beside.wait(timeout=900) == 0, local_log.read_text()[-3000:]
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-5000:]
@@ -195,6 +259,7 @@ def cluster_run(slurm_cluster, tmp_path_factory):
         "planned": planned,
         "jobs": sacct(submitted_ids(output)),
         "killed": killed,
+        "paused": paused,
     }
 
 
@@ -208,6 +273,18 @@ def test_every_job_went_through_sbatch_and_only_run_jobs_asked_for_a_gpu(cluster
     is_run = jobs["Comment"].map(rule_of).isin(["train", "predict"])
     assert jobs.loc[is_run, "ReqTRES"].str.contains("gres/gpu=1").all()
     assert not jobs.loc[~is_run, "ReqTRES"].str.contains("gpu").any()
+
+
+def test_a_small_and_a_large_cell_ask_for_different_gpu_classes(cluster_run):
+    first = {}
+    for strategy, note in re.findall(
+        r"Training demo_vit_p8 / (\w+) on demo_glands \((1 GPU \S+): est", cluster_run["output"]
+    ):
+        first.setdefault(strategy, note)
+    assert first == {"frozen": "1 GPU small", "lora": "1 GPU large"}
+    jobs = cluster_run["jobs"]
+    trainings = jobs[jobs["Comment"].map(rule_of) == "train"]
+    assert (trainings["State"] == "COMPLETED").sum() == len(RUNS)
 
 
 def test_a_timed_out_training_is_retried_with_more_runtime_and_resumes(cluster_run):
@@ -225,6 +302,7 @@ def test_a_timed_out_training_is_retried_with_more_runtime_and_resumes(cluster_r
     ]
     assert sum(m is not None for m in resumed) == len(timed_out)
     assert all(int(m[1]) >= 1 for m in resumed if m)
+    assert len(cluster_run["paused"]) == len(RUNS)
     assert not any(p.exists() for p in run_files(work, "last.pt"))
 
 
@@ -239,7 +317,7 @@ def test_a_killed_prediction_reruns_without_retraining(cluster_run):
     assert (trainings["State"] == "COMPLETED").sum() == 1
     assert trainings["JobID"].astype(int).max() < predictions["JobID"].astype(int).min()
     log = cluster_run["work"] / f"logs/train/{dataset}/{model}/{strategy}.log"
-    assert log.read_text().count("epoch 200/200") == 1
+    assert log.read_text().count(f"epoch {EPOCHS}/{EPOCHS}") == 1
 
 
 def test_cluster_results_equal_a_local_run(cluster_run):
@@ -290,8 +368,15 @@ def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs
     messages = re.findall(r"Job \d+: (.*)", output)
     runs = [m for m in messages if m.startswith(("Training ", "Predicting "))]
     assert len(runs) == 2 * 1530
-    requests = [re.search(r"\((\d+) GPU, (\d+) CPUs, (\d+) MB, (\d+) min\)$", m) for m in runs]
-    assert all(r and r[1] == "1" and 2 <= int(r[2]) <= 16 for r in requests)
+    request = r"\((\d+) GPU (\S+): est\. (\d+) GB (with|without) checkpointing, (\d+) CPUs, .*\)$"
+    requests = [re.search(request, m) for m in runs]
+    assert all(r and r[1] == "1" and r[2] == "gpu-80g" and 2 <= int(r[5]) <= 16 for r in requests)
+    assert all(int(r[3]) <= 80 for r in requests)
+    # the ViT-g LoRA / DoRA / full cells checkpoint on the 80 GB class, frozen ones never do
+    pairs = zip(runs, requests, strict=True)
+    checkpointed = {m.split(" on ")[0] for m, r in pairs if r[4] == "with"}
+    assert "Training hoptimus_0 / lora" in checkpointed
+    assert not any("/ frozen" in m for m in checkpointed)
     others = [m for m in messages if m not in runs]
     # scoring and report jobs (cluster jobs of evaluate/report/figures.smk but predict) say so
     text = "".join((REPO / f"workflow/rules/{n}.smk").read_text() for n in RULE_FILES)

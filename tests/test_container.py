@@ -17,7 +17,9 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.workflow
+# With the cluster test's group (tests/conftest.py SHARED), on the same pytest-xdist worker: both
+# may apt-get install on a fresh machine, and two apt-gets at once fail on dpkg's lock.
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("slurm_cluster")]
 
 JOB = "job/.test/results/runs/demo_glands/demo_vit_p8/frozen"
 

@@ -301,7 +301,7 @@ def test_every_report_rule_is_a_target_and_calls_a_densebench_command(scratch):
 def test_an_existing_figure_is_planned_by_its_target(scratch):
     figure = "results/report/reproduced/figures/figure3.pdf"
     assert planned(scratch.workdir, [figure]) == {}
-    assert planned(scratch.workdir, [figure, "--forcerun", "figure3"]) == {"figure3": 1, "total": 1}
+    assert planned(scratch.workdir, [figure, "--forcerun", "figure"]) == {"figure": 1, "total": 1}
 
 
 # ---- (e) a fix --------------------------------------------------------------------------------

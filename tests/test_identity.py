@@ -9,17 +9,17 @@ import json
 
 import pytest
 
+from densebench.canonical import canonical
 from densebench.identity import (
     TRAIN_EXECUTION,
-    canonical,
     prediction_identity,
     scoring_identity,
-    snapshot_manifest,
     sources_identity,
     store_identity,
     training_identity,
     weights_identity,
 )
+from densebench.models.weights import snapshot_manifest
 from densebench.spec import Execution, RunSpec, build_run_spec
 
 RECORD = {"hf_repo": "MahmoodLab/UNI", "revision": None, "display_name": "UNI", "licence": "x"}
@@ -77,7 +77,14 @@ def test_identities_are_the_specs_methods(spec):
 
 def test_execution_and_descriptive_edits_do_not_retrain(spec):
     before = spec.training_identity()
-    execution = Execution(num_workers=7, channels_last=False, compile=True, grad_checkpointing=True)
+    execution = Execution(
+        num_workers=7,
+        channels_last=False,
+        compile=True,
+        grad_checkpointing=True,
+        deterministic_algorithms=True,
+        checkpoint_every_min=5,
+    )
     assert dataclasses.replace(spec.train, execution=execution) != spec.train
     assert edited(spec, **dataclasses.asdict(execution)).training_identity() == before
     described = dict(spec.model_record, display_name="Renamed", notes="x", licence="y")

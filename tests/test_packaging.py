@@ -119,20 +119,21 @@ def third_party_imports(names: set[str]) -> set[str]:
 
 
 def command_imports(command: str) -> set[str]:
-    """Third-party modules a `densebench <command>` run imports: the CLI's module-level imports,
-    the handler's (and the CLI helpers' it calls), and what those modules import."""
+    """Third-party modules a `densebench <command>` run imports: the module-level imports of its
+    handler's module (densebench.cli.<stage>), the handler's (and the helpers' of that module it
+    calls), and what those modules import."""
     handler = build_parser()._subparsers._group_actions[0].choices[command].get_default("func")
-    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    module = handler.__module__
+    tree = ast.parse(module_path(module).read_text())
     functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
     body = functions[handler.__name__]
-    names = imported_names(
-        [n for n in tree.body if not isinstance(n, ast.FunctionDef)], "densebench.cli"
-    )
+    top = imported_names([n for n in tree.body if not isinstance(n, ast.FunctionDef)], module)
+    names = {n for n in top if not n.startswith("densebench.cli")}  # not the other commands
     called = {
         n.func.id for n in ast.walk(body) if isinstance(n, ast.Call) and hasattr(n.func, "id")
     }
     for name in {handler.__name__} | (called & functions.keys()):
-        names |= imported_names([functions[name]], "densebench.cli")
+        names |= imported_names([functions[name]], module)
     return third_party_imports(names)
 
 

@@ -1,4 +1,4 @@
-"""Job resources derived from the run spec (densebench.resources) and the loader's workers."""
+"""Job resources derived from the run spec (densebench.resources)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import re
 import pytest
 
 from densebench.config import ROOT, load_config
-from densebench.resources import job_resources, resource_table
+from densebench.resources import job_resources, memory_table, resource_table
 from densebench.spec import build_run_spec
-from densebench.train.loop import loader_workers
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +63,17 @@ def test_readme_table_is_the_rules_output(paper_config, registries):
 
 
 def test_artifact_compute_table_is_the_rules_output(paper_config, registries):
+    from densebench.plan import Plan
     from densebench.resources import compute_table
 
-    table = compute_table(paper_config, registries)
+    table = compute_table(Plan(paper_config, registries))
     assert table in (ROOT / "ARTIFACT.md").read_text(), "regenerate it with compute_table"
     total = re.search(r"\| \*\*all\*\* \| 1530 \| (\d+) \|", table)
     assert total and 1000 < int(total[1]) < 10_000  # GPU-hours of the whole paper grid
 
 
-def test_num_workers_auto_follows_threads_and_explicit_numbers_win():
-    assert loader_workers(None, 8) == 7 and loader_workers(None, 1) == 0
-    assert loader_workers(3, 8) == 3 and loader_workers(0, 8) == 0
-
-
 def test_a_record_without_params_m_gets_an_estimate_from_its_width():
-    from densebench.resources import encoder_params
+    from densebench.gpu_plan import encoder_params
 
     assert encoder_params({"embed_dim": 1024}) == pytest.approx(302e6, rel=0.01)
     assert encoder_params({"embed_dim": 1024, "params_m": 86}) == 86e6
@@ -104,3 +99,8 @@ def test_site_policy_forces_or_drops_the_gpu_and_caps_the_runtime(
     short = build_run_spec(paper_config, "TNBC", "uni_v1", "lora", registries)
     tnbc = registries.datasets["TNBC"]
     assert job_resources(short, tnbc, fractions, "train", 1, {"max_runtime": 2880}).runtime < 60
+
+
+def test_readme_gpu_memory_table_is_the_memory_models_output(paper_config, registries):
+    text = (ROOT / "config/README.md").read_text()
+    assert memory_table(paper_config, registries) in text

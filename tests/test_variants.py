@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from densebench.config import load_config
+from densebench.geometry import patch_rule_size
 from densebench.registry import Registries
 from densebench.spec import build_run_spec
 from densebench.variants import (
     Variant,
     of_run_folder,
-    patch_rule_size,
     seed_variant,
     training_seeds,
     variant_train,

@@ -72,7 +72,8 @@ def test_paper_grid_dry_run_lists_1530_training_jobs(workdir):
     assert counts["convert"] == counts["unpack_raw"] == counts["download_split_list"] == 18
     assert counts["download_raw"] + counts["manual_raw"] == 18
     assert counts["download_weights"] == 17 and counts["score"] == 18
-    assert counts["aggregate"] == counts["strategy_tables"] == counts["figure3"] == 1
+    assert counts["aggregate"] == counts["strategy_tables"] == 1
+    assert counts["figure"] == 5 + 5  # five figures and a heat map per strategy
 
 
 def test_unknown_names_fail_before_any_job(workdir):
@@ -144,6 +145,12 @@ def planned(workdir: Path, run: list[str]) -> dict[str, int]:
     dry = snakemake(workdir, *run, "-n", "--quiet", "rules")
     output = dry.stdout + dry.stderr
     return {} if "Nothing to be done" in output else job_counts(output)
+
+
+def planned_figures(workdir: Path, run: list[str]) -> list[str]:
+    """The kinds of the `figure` jobs a dry run plans (read from the rule's message)."""
+    dry = snakemake(workdir, *run, "-n").stdout
+    return re.findall(r"Rendering the figure (\w+) of the", dry)
 
 
 def start_detached(workdir: Path, run: list[str]) -> subprocess.Popen:
@@ -245,7 +252,8 @@ def test_descriptive_and_execution_edits_redo_only_what_prints_them(demo_run):
         lambda c: c["train"].update(num_workers=1, compile=True, channels_last=False),
     )
     # the model card prints the licence and the size, Figure 4 plots the size: only they
-    assert planned(workdir, run) == {"cards": 1, "figure4": 1, "all": 1, "total": 3}
+    assert planned(workdir, run) == {"cards": 1, "figure": 1, "all": 1, "total": 3}
+    assert planned_figures(workdir, run) == ["figure4"]
     snakemake(workdir, *run)
     assert "CC0-1.0" in (workdir / "results/report/reproduced/tables/model_cards.md").read_text()
     # A display name is printed in the tables and the figure: only they are redone.
@@ -274,7 +282,7 @@ def test_merged_report_ranks_our_runs_beside_the_published(demo_run):
     merged = ["report", *run, "--config", "results_source=merged"]
     dry = job_counts(snakemake(workdir, *merged, "-n", "--quiet", "rules").stdout)
     assert not {"train", "predict", "score", "aggregate", "fetch_published"} & set(dry)
-    assert dry["reproduction"] == 1 and dry["heatmap"] == 5
+    assert dry["reproduction"] == 1 and dry["figure"] == 5 + 5  # a heat map per strategy
     snakemake(workdir, *merged)
     tables = workdir / "results/report/merged/tables"
     ranks = pd.read_csv(tables / "average_rank.csv").set_index("model")
@@ -475,7 +483,7 @@ def test_deleted_prediction_only_repredicts(demo_run):
     counts = planned(workdir, run)
     upstream = {k: counts.get(k) for k in ("train", "predict", "score", "aggregate")}
     assert upstream == {"train": None, "predict": 1, "score": 1, "aggregate": 1}
-    assert {"source_table", "strategy_tables", "figure3", "paired_bootstrap"} <= set(counts)
+    assert {"source_table", "strategy_tables", "figure", "paired_bootstrap"} <= set(counts)
     assert "cards" not in counts  # the registries feed them, not the results
     snakemake(workdir, *run)
     assert np.array_equal(np.load(run_dir / "confusion.npz")["matrices"], before)

@@ -46,7 +46,7 @@ def test_missing_annotation_is_an_error(raw, card):
 
 def test_foreground_ignores_alpha(tmp_path):
     """An RGBA label counts its colour channels only: opaque black stays background."""
-    from densebench.data.converters.crag import foreground
+    from densebench.data.converters._common import foreground  # CRAG's label reader
 
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 3] = 255

@@ -16,8 +16,9 @@ import torch
 
 from densebench.data.store import DatasetStore
 from densebench.evaluate.bootstrap import score_run
-from densebench.evaluate.confusion import RUN_KEYS, write_confusion
+from densebench.evaluate.confusion import write_confusion
 from densebench.evaluate.predict import predict_matrices
+from densebench.variants import RUN_KEYS
 from tests.paper_lists import (
     PIXEL_SPEC,
     expected_confusion,

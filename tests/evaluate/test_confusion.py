@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from densebench.evaluate.confusion import (
-    RUN_KEYS,
-    load_confusion,
-    run_keys,
-    write_confusion,
-)
+from densebench.evaluate.confusion import load_confusion, run_keys, write_confusion
 from densebench.evaluate.predict import confusion_matrices
+from densebench.variants import RUN_KEYS
 
 KEYS = {"dataset": "TNBC", "model": "uni_v1", "strategy": "lora"}
 

@@ -15,7 +15,6 @@ from densebench.evaluate.bootstrap import (
     RUN_COLUMNS,
     bootstrap,
     bootstrap_all,
-    bootstrap_classes,
     bootstrap_indices,
     replicate_counts,
     replicate_matrices,
@@ -799,7 +798,7 @@ def _sparse_stack() -> np.ndarray:
 @pytest.mark.parametrize("options", CLASS_OPTIONS)
 def test_class_bootstrap_matches_reference_loop(options: dict) -> None:
     per_image = _sparse_stack()
-    got = bootstrap_classes(per_image, replicates=300, seed=42, **options)
+    got = bootstrap_all(per_image, replicates=300, seed=42, **options)[1]
     want = reference_class_bootstrap(per_image, 300, 42, **options)
     point = reference_class_metrics(per_image.sum(axis=0), **options)
     assert list(got) == list(CLASS_METRICS)
@@ -819,11 +818,11 @@ def test_class_bootstrap_matches_reference_loop(options: dict) -> None:
 
 def test_class_bootstrap_ci_ordering_and_definitions() -> None:
     per_image = _sparse_stack()
-    paper = bootstrap_classes(per_image, replicates=300, seed=42)
-    standard = bootstrap_classes(per_image, replicates=300, seed=42, definitions="standard")
-    fg = bootstrap_classes(
+    paper = bootstrap_all(per_image, replicates=300, seed=42)[1]
+    standard = bootstrap_all(per_image, replicates=300, seed=42, definitions="standard")[1]
+    fg = bootstrap_all(
         per_image, replicates=300, seed=42, definitions="standard", exclude_background=True
-    )
+    )[1]
     for name in CLASS_METRICS:
         for k in range(4):  # classes present in (nearly) every replicate
             s = paper[name][k]
@@ -848,10 +847,9 @@ def test_bootstrap_all_shares_one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(bootstrap_module, "bootstrap_indices", spy)
     per_image = _stack(11)
-    headline, per_class = bootstrap_all(per_image, replicates=200, seed=42)
+    headline, _ = bootstrap_all(per_image, replicates=200, seed=42)
     assert calls == [(40, 200, 42)]
     assert headline == bootstrap(per_image, replicates=200, seed=42)
-    assert per_class == bootstrap_classes(per_image, replicates=200, seed=42)
 
 
 @pytest.mark.parametrize("options", CLASS_OPTIONS)
@@ -861,7 +859,7 @@ def test_score_run_per_class_rows(tmp_path: Path, options: dict) -> None:
     _write_npz(npz, per_image)
     df = score_run(npz, {"dataset": "BCSS"}, replicates=100, seed=42, **options)
     assert len(df) == len(METRICS) + len(CLASS_METRICS) * 5
-    stats = bootstrap_classes(per_image, 100, 42, **options)
+    stats = bootstrap_all(per_image, 100, 42, **options)[1]
     rows = df[df["class"].notna()]
     for rec in rows.to_dict("records"):
         want = stats[rec["metric"]][rec["class"]]

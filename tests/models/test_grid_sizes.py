@@ -1,7 +1,7 @@
 """Every input size of the paper grid through the CNN adapter's head (ResNetV2 + skip decoder).
 
 The sizes are derived from the registries by the paper's rule
-(densebench.models.geometry.input_size), not listed by hand; the 1/8 skip is checked against the
+(densebench.geometry.input_size), not listed by hand; the 1/8 skip is checked against the
 authors' rule applied stage by stage ([F] models/cnn_adapter.py, ResNetV2Adapter.forward).
 """
 
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from densebench.config import ROOT, load_config
+from densebench.geometry import input_size
 from densebench.models.adapters import CNNAdapter, pad_skip
 from densebench.models.decoder import SkipDecoder
-from densebench.models.geometry import input_size
 from densebench.models.segmenter import build_on_meta
 from densebench.registry import Registries
 from densebench.spec import build_run_spec

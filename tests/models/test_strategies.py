@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from densebench.config import ROOT, load_config
+from densebench.lora_whitelist import paper_adapts
 from densebench.models.dora import PaperDoRALinear, inject_paper_dora
 from densebench.models.segmenter import build_model, build_on_meta, count_parameters
-from densebench.models.strategies import apply_encoder_strategy, paper_adapts
+from densebench.models.strategies import apply_encoder_strategy
 from densebench.spec import build_run_spec
 
 # protocol.md §2.2: LoRA trainable = 6 r D per block (r = 16)

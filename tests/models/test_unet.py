@@ -17,7 +17,7 @@ import densebench.train.loop
 from densebench.cli import main
 from densebench.config import ROOT, load_config
 from densebench.evaluate.predict import load_run, patch_tokens
-from densebench.models.geometry import input_size
+from densebench.geometry import input_size
 from densebench.models.segmenter import (
     build_model,
     build_on_meta,

@@ -625,3 +625,18 @@ def test_offline_environment_is_enforced(monkeypatch, paper_models):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE")
     rows = preflight({"phikon": paper_models["phikon"]})
     assert rows[0]["status"] == "offline" and "HF_HUB_OFFLINE is set" in rows[0]["detail"]
+
+
+def test_needs_weights_is_the_one_random_init_test(registries):
+    """The rules, the backbone builder and the families ask `needs_weights`: a record without a
+    hub repo or pretraining is random-init, whatever else it says."""
+    from densebench.models.backbone import build_backbone
+
+    for record in registries.models.values():
+        assert weights.needs_weights(record) is not weights.is_random_init(record)
+    pretrained_here = dict(registries.models["demo_vit_p16"], weights="pretrain")
+    assert weights.needs_weights(pretrained_here)
+    assert not weights.needs_weights(dict(pretrained_here, weights="random"))
+    bare = {k: v for k, v in pretrained_here.items() if k not in ("weights", "pretrain")}
+    assert not weights.needs_weights(bare) and weights.needs_weights(dict(bare, hf_repo="a/b"))
+    assert build_backbone("demo_vit_p16", bare).embed_dim == bare["embed_dim"]

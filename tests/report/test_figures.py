@@ -20,23 +20,13 @@ from matplotlib.text import Text
 
 from densebench.report import style
 from densebench.report.aggregate import COLUMNS
-from densebench.report.figures import (
-    FIGURES,
-    build_average_rank,
-    build_dataset_sota,
-    build_figure3,
-    build_figure4,
-    build_heatmap,
-    category_order,
-    figure3,
-    figure_kinds,
-    render,
-    resolve,
-    save_figure,
-    scaling_points,
-    spearman,
-)
+from densebench.report.figures import save_figure
+from densebench.report.figures.bars import build_average_rank, build_dataset_sota
+from densebench.report.figures.boxes import build_figure3
+from densebench.report.figures.heatmap import build_heatmap, category_order
+from densebench.report.figures.scaling import build_figure4, scaling_points, spearman
 from densebench.report.grid import MARK, Grid
+from densebench.report.products import FIGURES, render_figure
 from densebench.report.published import import_published
 from densebench.report.ranking import CATEGORIES, average_rank, dataset_sota
 from tests.conftest import FIXTURES, REPO
@@ -159,32 +149,17 @@ EXPECTED_AXES = {
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_builder_draws_both_tables(tables, kind, which) -> None:
     table, grid = tables[which]
-    fig = FIGURES[kind](table, grid)
+    fig = FIGURES[kind].build()(table, grid)
     assert len(fig.get_axes()) == EXPECTED_AXES[kind, which]
     width = fig.get_figwidth()
     assert width in (style.SINGLE_COLUMN_IN, style.DOUBLE_COLUMN_IN)
     assert fig.dpi == style.DPI
 
 
-def test_registry_and_workflow_names(paper_grid) -> None:
-    assert set(FIGURES) == set(KINDS)
-    assert figure_kinds(paper_grid) == [
-        "figure3",
-        "figure4",
-        *(f"heatmap_{s}" for s in paper_grid.strategies),
-        "dataset_sota",
-        "average_rank",
-    ]
-    assert resolve("heatmap_cnn_adapter") == (build_heatmap, {"strategy": "cnn_adapter"})
-    assert resolve("figure4") == (build_figure4, {})
-    with pytest.raises(ValueError, match="unknown figure 'figure9'"):
-        resolve("figure9")
-
-
 def test_fonts_readable_at_print_size(tables) -> None:
     table, grid = tables["published"]
     for kind in KINDS:
-        fig = FIGURES[kind](table, grid)
+        fig = FIGURES[kind].build()(table, grid)
         sizes = {t.get_text(): t.get_fontsize() for t in all_texts(fig)}
         small = {text: size for text, size in sizes.items() if size < style.MIN_FONT_PT}
         assert not small, f"{kind}: text below {style.MIN_FONT_PT} pt: {small}"
@@ -325,7 +300,7 @@ def heat_cells(fig, grid: Grid) -> dict[tuple[str, str], str]:
     out = {}
     for text in ax.texts:
         x, y = text.get_position()
-        out[rows[round(y)], cols[round(x)]] = text.get_text()
+        out[rows[math.floor(y)], cols[math.floor(x)]] = text.get_text()  # centres at i + 0.5
     return out
 
 
@@ -347,7 +322,8 @@ def test_heatmap_cells_are_the_published_values(published, paper_grid) -> None:
     ranks = [CATEGORIES.index(paper_grid.categories[d]) for d in order]
     assert ranks == sorted(ranks)  # grouped nuclear, gland, tissue
     assert order == category_order(paper_grid, paper_grid.datasets)
-    assert fig.get_axes()[0].images[0].get_cmap().name == style.SEQUENTIAL_CMAP
+    (mesh,) = fig.get_axes()[0].collections  # seaborn's heat map: one QuadMesh
+    assert mesh.get_cmap().name == style.SEQUENTIAL_CMAP
 
 
 def test_heatmap_missing_cells_are_blank_and_hatched(published, paper_grid) -> None:
@@ -458,9 +434,9 @@ def test_save_figure_is_byte_identical(tmp_path, published, paper_grid) -> None:
     assert sorted(p.name for p in first[0].parent.iterdir()) == ["sota.pdf", "sota.png"]
 
 
-def test_render_and_figure3_write_both_files(tmp_path, demo_grid) -> None:
-    render("heatmap_lora", demo_rows(), demo_grid, tmp_path / "h.png", tmp_path / "h.pdf")
-    figure3(demo_rows(), demo_grid, tmp_path / "f.png", tmp_path / "f.pdf")
+def test_render_figure_writes_both_files(tmp_path, demo_grid) -> None:
+    render_figure("heatmap_lora", demo_rows(), demo_grid, tmp_path / "h.png", tmp_path / "h.pdf")
+    render_figure("figure3", demo_rows(), demo_grid, tmp_path / "f.png", tmp_path / "f.pdf")
     for name in ("h.png", "h.pdf", "f.png", "f.pdf"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -472,7 +448,7 @@ def test_render_and_figure3_write_both_files(tmp_path, demo_grid) -> None:
 def test_no_mean_dice_rows(kind, demo_grid) -> None:
     table = demo_rows()
     with pytest.raises(ValueError, match=f"{kind}: no Mean_Dice rows"):
-        FIGURES[kind](table[table["metric"] != "Mean_Dice"], demo_grid)
+        FIGURES[kind].build()(table[table["metric"] != "Mean_Dice"], demo_grid)
 
 
 def test_figure_errors_name_what_is_missing(demo_grid, paper_grid) -> None:

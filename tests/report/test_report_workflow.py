@@ -34,12 +34,7 @@ REPORT_RULES = {
     "strategy_comparison": 1,
     "friedman": 1,
     "cards": 2,
-    "figure3": 1,
-    "figure4": 1,
-    "heatmap": 5,
-    "sota_chart": 1,
-    "rank_chart": 1,
-    "cd_diagram": 1,
+    "figure": 5 + 5,  # five figures and a heat map per strategy
     "report": 1,
 }
 TABLES = ("dataset_sota", "average_rank", "strategy_comparison", "friedman")

@@ -15,17 +15,19 @@ import pytest
 
 from densebench.evaluate.metrics import METRICS
 from densebench.report.aggregate import COLUMNS, empty_table, tidy
+from densebench.report.comparison import (
+    COMPARISON_COLUMNS,
+    METRIC_ORDER,
+    compare,
+    not_run,
+    summaries,
+)
 from densebench.report.grid import Grid
 from densebench.report.published import import_published
 from densebench.report.reproduction import (
-    COMPARISON_COLUMNS,
-    METRIC_ORDER,
     SYMBOLS,
-    compare,
-    not_run,
     reproduction_html,
     reproduction_markdown,
-    summaries,
     write_reproduction,
 )
 from tests.conftest import FIXTURES

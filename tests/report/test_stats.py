@@ -1,4 +1,5 @@
-"""Tests for densebench.report.stats: Friedman/Nemenyi over models and the paired bootstrap.
+"""Tests for densebench.report.stats (Friedman/Nemenyi over models, its CD diagram) and .paired
+(the paired bootstrap).
 
 Known answers: scipy.stats.friedmanchisquare on the same matrix, a hand-computed Friedman
 statistic with ties, Demšar's (2006) Table 5a q_0.05 values and his CD formula, and the
@@ -17,10 +18,11 @@ from scipy import stats as sps
 
 from densebench.evaluate.bootstrap import score_run
 from densebench.evaluate.confusion import write_confusion
-from densebench.report import stats
+from densebench.report import paired, stats
+from densebench.report.figures.cd_diagram import build_cd_diagram
+from densebench.report.formats import latex_escape
 from densebench.report.grid import Grid
 from densebench.report.published import import_published
-from densebench.report.tables import latex_escape
 from tests.conftest import FIXTURES, REPO
 
 PUBLISHED = FIXTURES / "published"
@@ -103,8 +105,8 @@ def test_hand_computed_friedman_with_ties():
     # 3 blocks x 4 models; ranks (1 = best): [1, 2.5, 2.5, 4], [1.5, 1.5, 3, 4], [2, 3, 1, 4].
     matrix = np.array([[0.9, 0.8, 0.8, 0.7], [0.9, 0.9, 0.7, 0.6], [0.8, 0.7, 0.9, 0.6]])
     table, grid = _matrix_table(matrix, ["A", "B", "C", "D"])
-    ranks = stats.friedman_ranks(table, grid)
-    assert ranks.to_numpy().tolist() == [[1, 2.5, 2.5, 4], [1.5, 1.5, 3, 4], [2, 3, 1, 4]]
+    ranks = stats.block_ranks(matrix)
+    assert ranks.tolist() == [[1, 2.5, 2.5, 4], [1.5, 1.5, 3, 4], [2, 3, 1, 4]]
     result = stats.friedman_test(table, grid)
     # Rank sums 4.5, 7, 6.5, 12: 12 / (3*4*5) * 255.5 - 3*3*5 = 6.1; two ties of 2 give
     # C = 1 - 12 / (3*4*15) = 14/15, so chi2_F = 6.1 * 15/14 = 91.5 / 14.
@@ -166,7 +168,6 @@ def test_incomplete_blocks_are_dropped_and_counted():
     result = stats.friedman_test(table, grid)
     assert (result.n_blocks, result.dropped_blocks) == (3, 1)
     assert result.incomplete == (("D", "s2"),)
-    assert list(stats.friedman_ranks(table, grid).index) == [("D", "s1"), ("E", "s1"), ("E", "s2")]
     assert "1 incomplete block(s) dropped" in stats.friedman_summary(result)
 
 
@@ -183,7 +184,7 @@ def test_not_applicable_reasons(tmp_path):
     assert (
         "Not applicable: " in paths[1].read_text() and "at least 2 models" in paths[1].read_text()
     )
-    fig = stats.build_cd_diagram(table, one)
+    fig = build_cd_diagram(table, one)
     assert any("at least 2 models" in t.get_text() for t in fig.texts)
     assert stats.friedman_applicable(table, Grid(["D"], ["a", "b"], ["s"])) is None
 
@@ -209,7 +210,7 @@ def test_published_files_all_blocks_equal_scipy(published, paper_grid, registrie
 
 
 def test_cd_diagram_of_the_published_table_labels_every_model(published, paper_grid):
-    fig = stats.build_cd_diagram(published, paper_grid)
+    fig = build_cd_diagram(published, paper_grid)
     labels = [t for t in fig.axes[0].texts if (t.get_gid() or "").startswith("model:")]
     assert sorted(t.get_gid() for t in labels) == sorted(f"model:{m}" for m in paper_grid.models)
     texts = [t.get_text() for t in labels]
@@ -240,7 +241,7 @@ def test_write_friedman_files(tmp_path):
     from densebench.report.figures import save_figure
 
     figs = [tmp_path / "critical_difference.png", tmp_path / "critical_difference.pdf"]
-    save_figure(stats.build_cd_diagram(table, grid), *figs)
+    save_figure(build_cd_diagram(table, grid), *figs)
     assert all(p.stat().st_size for p in figs)
 
 
@@ -278,12 +279,12 @@ def _write(tmp_path, model: str, strategy: str, matrices: np.ndarray, ids=None):
 def test_replicate_mean_is_the_boot_mean_of_score_run(tmp_path):
     path = _write(tmp_path, "a", "s", _matrices(1))
     for metric in ("Mean_Dice", "mIoU"):
-        ids, values = stats.replicate_values(path, REPLICATES, SEED, metric)
+        ids, values = paired.replicate_values(path, REPLICATES, SEED, metric)
         assert values.shape == (REPLICATES,) and list(ids) == [f"img{i:02d}" for i in range(16)]
         scored = score_run(path, {"dataset": "D"}, REPLICATES, SEED)
         row = scored[(scored["metric"] == metric) & scored["class"].isna()].iloc[0]
         assert float(np.mean(values)) == row["boot_mean"]
-    _, standard = stats.replicate_values(path, REPLICATES, SEED, definitions="standard")
+    _, standard = paired.replicate_values(path, REPLICATES, SEED, definitions="standard")
     scored = score_run(path, {"dataset": "D"}, REPLICATES, SEED, definitions="standard")
     assert (
         float(np.mean(standard)) == scored.loc[scored["metric"] == "Mean_Dice", "boot_mean"].iloc[0]
@@ -293,7 +294,7 @@ def test_replicate_mean_is_the_boot_mean_of_score_run(tmp_path):
 def test_a_run_against_itself_differs_by_zero(tmp_path):
     m = _matrices(1)
     runs = {("a", "s"): _write(tmp_path, "a", "s", m), ("b", "s"): _write(tmp_path, "b", "s", m)}
-    frame = stats.paired_bootstrap(runs, "D", REPLICATES, SEED)
+    frame = paired.paired_bootstrap(runs, "D", REPLICATES, SEED)
     row = frame.iloc[0]
     assert (row.comparison, row.a_model, row.b_model) == ("models", "a", "b")
     assert (row.mean_diff, row.ci_lower, row.ci_upper, row.p_value) == (0.0, 0.0, 0.0, 1.0)
@@ -309,8 +310,8 @@ def test_a_strictly_better_copy_has_a_positive_interval(tmp_path):
         ("a", "s2"): _write(tmp_path, "a", "s2", m),
         ("b", "s2"): _write(tmp_path, "b", "s2", _matrices(3)),
     }
-    frame = stats.paired_bootstrap(runs, "D", REPLICATES, SEED)
-    assert list(frame.columns) == list(stats.PAIRED_COLUMNS)
+    frame = paired.paired_bootstrap(runs, "D", REPLICATES, SEED)
+    assert list(frame.columns) == list(paired.PAIRED_COLUMNS)
     pairs = list(
         zip(
             frame.comparison,
@@ -332,10 +333,10 @@ def test_a_strictly_better_copy_has_a_positive_interval(tmp_path):
         assert row.p_value == 0.0  # no replicate where the copy is not better
     # Listed first, the worse run is a: the difference a - b is negative.
     worse_first = {k: runs[k] for k in [("b", "s1"), ("a", "s1")]}
-    flipped = stats.paired_bootstrap(worse_first, "D", REPLICATES, SEED).iloc[0]
+    flipped = paired.paired_bootstrap(worse_first, "D", REPLICATES, SEED).iloc[0]
     assert flipped.a_model == "b" and flipped.ci_upper < 0 and flipped.significant
     grid = Grid(["D"], ["a", "b"], ["s1", "s2"])
-    ordered = stats.paired_bootstrap(worse_first, "D", REPLICATES, SEED, grid=grid)
+    ordered = paired.paired_bootstrap(worse_first, "D", REPLICATES, SEED, grid=grid)
     assert ordered.iloc[0].a_model == "a"  # a grid orders the pairs
 
 
@@ -345,19 +346,19 @@ def test_mismatched_sample_ids_raise_naming_both_files(tmp_path):
     ids = [f"img{i:02d}" for i in range(N_IMAGES)][::-1]
     b = _write(tmp_path, "b", "s", m, ids=ids)
     with pytest.raises(ValueError, match=r"b__s\.npz and .*a__s\.npz"):
-        stats.paired_bootstrap({("a", "s"): a, ("b", "s"): b}, "D", REPLICATES, SEED)
+        paired.paired_bootstrap({("a", "s"): a, ("b", "s"): b}, "D", REPLICATES, SEED)
     short = _write(tmp_path, "c", "s", m[:-1])
     with pytest.raises(ValueError, match="same test images"):
-        stats.paired_bootstrap({("a", "s"): a, ("c", "s"): short}, "D", REPLICATES, SEED)
+        paired.paired_bootstrap({("a", "s"): a, ("c", "s"): short}, "D", REPLICATES, SEED)
     with pytest.raises(ValueError, match="given as"):
-        stats.paired_bootstrap({("x", "s"): a}, "D", REPLICATES, SEED)
+        paired.paired_bootstrap({("x", "s"): a}, "D", REPLICATES, SEED)
 
 
 def test_holm_adjustment():
-    assert stats.holm([0.01, 0.04, 0.03, math.nan]).tolist()[:3] == pytest.approx(
+    assert paired.holm([0.01, 0.04, 0.03, math.nan]).tolist()[:3] == pytest.approx(
         [0.03, 0.06, 0.06]
     )
-    assert math.isnan(stats.holm([0.01, math.nan])[1])
+    assert math.isnan(paired.holm([0.01, math.nan])[1])
 
 
 def test_files_and_write_paired(tmp_path):
@@ -368,9 +369,9 @@ def test_files_and_write_paired(tmp_path):
         _write(tmp_path, "a", "s2", m),
     ]
     grid = Grid(["D"], ["a", "b"], ["s1", "s2"], names={"models": {"a": "Model|A"}})
-    frame = stats.paired_bootstrap_files(paths, REPLICATES, SEED, grid=grid)
+    frame = paired.paired_bootstrap_files(paths, REPLICATES, SEED, grid=grid)
     assert len(frame) == 2 and set(frame.dataset) == {"D"}
-    csv, md = stats.write_paired(frame, grid, tmp_path / "paired.csv", tmp_path / "paired.md")
+    csv, md = paired.write_paired(frame, grid, tmp_path / "paired.csv", tmp_path / "paired.md")
     written = pd.read_csv(csv)
     assert {"a_model", "a_model_name", "b_strategy_name", "dataset_name"} <= set(written.columns)
     assert written["a_model_name"].tolist() == ["Model|A", "Model|A"]

@@ -12,13 +12,12 @@ import pytest
 
 from densebench.evaluate.metrics import CLASS_METRICS, METRICS
 from densebench.report.aggregate import COLUMNS, sort_table
+from densebench.report.formats import emphasis, latex_escape
 from densebench.report.grid import Grid
 from densebench.report.published import import_published
 from densebench.report.sources import read_tidy
 from densebench.report.tables import (
     class_tables,
-    emphasis,
-    latex_escape,
     strategy_comparison,
     strategy_tables,
     write_cards,

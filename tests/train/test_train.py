@@ -133,3 +133,18 @@ def test_prediction_refuses_a_checkpoint_of_another_recipe(trained, spec, small_
     with pytest.raises(ValueError, match="another training configuration"):
         predict_run(trained / "best.pt", small_store, tmp_path / "c.npz", spec=other)
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_loader_workers_change_no_number(trained, spec, small_store, tmp_path):
+    """Two loader workers (uint8 batches, per-sample seeds) train exactly the same run."""
+    execution = replace(spec.train.execution, num_workers=2)
+    train_run(replace(spec, train=replace(spec.train, execution=execution)), small_store, tmp_path)
+    a = torch.load(trained / "best.pt", weights_only=False)["state"]
+    b = torch.load(tmp_path / "best.pt", weights_only=False)["state"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    timing = ("images_per_s", "epoch_s", "eta_s")
+    logged = [
+        [{k: v for k, v in row.items() if k not in timing} for row in csv.DictReader(f.open())]
+        for f in (trained / "train_log.csv", tmp_path / "train_log.csv")
+    ]
+    assert logged[0] == logged[1]

@@ -21,7 +21,8 @@ while editing anything that changes the numbers redoes exactly what it changes:
 - scores: `scoring_identity`, i.e. the bootstrap settings and the metric definitions (the score
   rule's params; per dataset, from the config: scoring fixes never reach a run spec).
 
-The two run identities take a `densebench.spec.RunSpec` (also as its methods
+The two run identities take a `densebench.spec.RunSpec` (typed here as `RunLike`: the spec
+module, which builds on this one, is not imported; also as its methods
 `spec.training_identity()` and `spec.prediction_identity()`).
 
 `last.pt` carries the training identity of the run that wrote it: a job resumes from it only if
@@ -30,15 +31,10 @@ the identity is the same, and otherwise trains from scratch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from densebench.fixes import scoring_options, stage_fixes
-
-if TYPE_CHECKING:
-    from densebench.spec import RunSpec
 
 CARD_DESCRIPTIVE = frozenset({"display_name", "notes", "paper_input_size", "min_side"})
 """Card keys that do not change a dataset's store (`min_side` enters runs via the input size)."""
@@ -53,21 +49,35 @@ STRATEGY_DESCRIPTIVE = frozenset({"display_name", "published", "published_sha256
 
 TRAIN_EXECUTION = frozenset(
     {"num_workers", "channels_last", "compile", "grad_checkpointing"}
+    | {"deterministic_algorithms", "checkpoint_every_min"}
     | {"max_input_size", "input_size"}
 )
 """`train` keys that change how a run executes, not what it computes: `TrainRecipe.execution`
 and the input-size rule's settings (which enter through the resolved input size)."""
 
 
+class RunLike(Protocol):
+    """What the run identities read of a run spec (`densebench.spec.RunSpec`)."""
+
+    dataset: str
+    model: str
+    strategy: str
+    num_classes: int
+    ignore_index: int
+    input_size: int
+    normalisation: Any
+    fixes: Mapping[str, bool]
+    model_record: Mapping[str, Any]
+    strategy_record: Mapping[str, Any]
+    decoder: Any
+    train: Any
+    evaluate: Any
+
+
 def without(record: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     """A copy of a record without the given keys."""
     drop = set(keys)
     return {k: v for k, v in record.items() if k not in drop}
-
-
-def canonical(value: Any) -> str:
-    """Canonical JSON (sorted keys, compact): equal values give equal strings."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def sources_identity(card: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,17 +122,7 @@ def weights_identity(record: Mapping[str, Any], snapshot: Mapping[str, Any] | No
     return {"repo": record.get("hf_repo"), "revision": revision}
 
 
-def snapshot_manifest(folder: Path) -> dict[str, Any] | None:
-    """The SNAPSHOT.json of a weights folder, or None if there is none (yet) or it is unreadable."""
-    from densebench.models.weights import MANIFEST
-
-    try:
-        return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def training_identity(spec: RunSpec) -> dict[str, Any]:
+def training_identity(spec: RunLike) -> dict[str, Any]:
     """What decides a run's trained weights, given its store and weights files."""
     return {
         "dataset": spec.dataset,
@@ -140,7 +140,7 @@ def training_identity(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def prediction_identity(spec: RunSpec) -> dict[str, Any]:
+def prediction_identity(spec: RunLike) -> dict[str, Any]:
     """What decides a run's test predictions, given its trained weights."""
     evaluate = spec.evaluate
     identity = {"inference": evaluate.inference, "fixes": fixes_on(spec.fixes, "predict")}

@@ -17,7 +17,7 @@ import yaml
 
 AXES = ("models", "datasets", "strategies")
 """The three axes of the benchmark grid (the order Registries.load takes their files)."""
-SINGULAR = {"models": "model", "datasets": "dataset", "strategies": "strategy"}
+SINGULAR: dict[str, str] = {"models": "model", "datasets": "dataset", "strategies": "strategy"}
 
 
 class UnknownNameError(ValueError):
@@ -83,4 +83,23 @@ def _unknown_message(axis: str, name: str, known: Mapping[str, Any]) -> str:
         f"Unknown {SINGULAR[axis]} {name!r} in the config.{hint} "
         f"Valid {axis}: {', '.join(sorted(known))}. "
         f"Add a record to the {axis} registry to benchmark a new one."
+    )
+
+
+def strategy_problem(
+    model: str, record: Mapping[str, Any], strategy: str, strategy_record: Mapping[str, Any]
+) -> str | None:
+    """Why a strategy cannot train a model (None if it can): a UNet (`family: unet`) trains
+    every parameter from scratch, so only a plain `full` strategy applies to it."""
+    if record.get("family") != "unet":
+        return None
+    extras = [key for key in ("depth", "block_units") if key in strategy_record]
+    plain = strategy_record["encoder"] == "full" and strategy_record.get("decoder") == "standard"
+    if plain and not extras:
+        return None
+    return (
+        f"model {model} is a UNet trained from scratch (every parameter trains, no "
+        f"pretrained encoder to freeze or adapt); strategy {strategy} (encoder "
+        f"{strategy_record['encoder']}, decoder {strategy_record.get('decoder')}) does not "
+        "apply to it: use strategy full"
     )

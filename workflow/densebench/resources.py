@@ -23,6 +23,10 @@ Demo models (`is_demo_model`: tiny, no downloaded weights) run on the CPU: no GP
 and runtime. A convolutional network (the UNet baseline) states its forward FLOPs per input
 pixel (`flops_per_pixel`) instead of the ViT token rule.
 
+GPU class (densebench.gpu_plan): the smallest of the site's classes whose memory holds the
+job's estimate (densebench.memory), escalated on retries; a run that no class holds stops the
+plan.
+
 Site policy (config `resources`): `gpu` is `auto` (a GPU for pretrained models, none for demo
 models), `always` (every train / predict job, e.g. to try a cluster's GPU path with the demo) or
 `never` (a CPU-only cluster); `max_runtime` caps every job's runtime at a partition's time
@@ -34,7 +38,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
+
+from densebench import memory
+from densebench.geometry import tokens
+from densebench.gpu_plan import (
+    NO_GPU,
+    GpuPlan,
+    Stage,
+    encoder_params,
+    gpu_plan,
+    is_demo_model,
+    policy_of,
+)
+from densebench.spec import build_run_spec
 
 SUSTAINED_TFLOPS = 60.0
 """Assumed sustained bf16 throughput of one GPU (A100: 312 peak, ~20% utilisation; an H200 is
@@ -51,17 +68,13 @@ BASE_MEM_MB = 6000
 """Host memory of the Python / torch / CUDA process."""
 WORKER_MEM_MB = 1500
 """Host memory per data-loader worker (a decoded 1 Mpx batch and its augmentation)."""
-AUG_IMAGES_PER_CORE_S = 10.0
-"""Augmented training images per second per core at 1 Mpx (conservative; bench_augment.py)."""
+AUG_IMAGES_PER_CORE_S = 12.5
+"""Training samples per second per core at 1 Mpx through the uint8 data feed: 80 core-ms per
+sample per Mpx (benchmarks/bench_data_feed.py measures 66-72 at 992 px, 80-87 at 512)."""
 MIN_CPUS, MAX_CPUS = 2, 16
 """Bounds of the CPUs per GPU."""
 DEMO = {"cpus": 1, "mem_mb": 2000, "runtime": 30}
 """Resources of a demo-model job (random weights, CPU)."""
-
-Stage = Literal["train", "predict"]
-GpuPolicy = Literal["auto", "always", "never"]
-DEFAULT_POLICY = {"gpu": "auto", "max_runtime": None}
-"""The config's `resources` defaults (workflow/schemas/config.schema.yaml)."""
 
 
 @dataclass(frozen=True)
@@ -72,27 +85,32 @@ class JobResources:
     cpus_per_gpu: int
     mem_mb: int
     runtime: int
+    plan: GpuPlan = NO_GPU
 
     @property
     def threads(self) -> int:
         """CPUs the job gets (its `threads:`)."""
         return self.cpus_per_gpu
 
+    @property
+    def gpu_model(self) -> str | None:
+        """SLURM `--gpus=<model>:1` of the job's class (the slurm executor's `gpu_model`)."""
+        return self.plan.gpu_class.gpu_model if self.plan.gpu_class else None
 
-def encoder_params(record: Any) -> float:
-    """Encoder parameters: the record's `params_m`, else a ViT estimate from its width
-    (12 d^2 per block, 24 blocks: ViT-L's 303M at d = 1024), conservative for smaller models."""
-    if record.get("params_m") is not None:
-        return float(record["params_m"]) * 1e6
-    return 12.0 * 24 * float(record["embed_dim"]) ** 2
+    @property
+    def gres(self) -> str | None:
+        """SLURM `--gres` of the job's class."""
+        return self.plan.gpu_class.gres if self.plan.gpu_class else None
 
+    @property
+    def constraint(self) -> str | None:
+        """SLURM `--constraint` of the job's class."""
+        return self.plan.gpu_class.constraint if self.plan.gpu_class else None
 
-def tokens(spec: Any) -> int:
-    """Tokens of one input image: patch grid plus prefix (class / register) tokens."""
-    record = spec.model_record
-    return (spec.input_size // int(record["patch_size"])) ** 2 + int(
-        record.get("num_prefix_tokens", 1)
-    )
+    @property
+    def gpu_note(self) -> str:
+        """The GPU part of the job's message (`GpuPlan.note`)."""
+        return self.plan.note()
 
 
 def forward_flops(spec: Any) -> float:
@@ -136,27 +154,22 @@ def images_per_second(spec: Any) -> float:
     return SUSTAINED_TFLOPS * 1e12 / per_image
 
 
-def cpus_per_gpu(spec: Any) -> int:
+def cpus_per_gpu(spec: Any, max_cpus: int = MAX_CPUS) -> int:
     """Loader workers to feed the GPU at the input's megapixels, plus the main process."""
     megapixels = spec.input_size**2 / 1e6
     workers = math.ceil(images_per_second(spec) * megapixels / AUG_IMAGES_PER_CORE_S)
-    return max(MIN_CPUS, min(MAX_CPUS, workers + 1))
+    return max(MIN_CPUS, min(max_cpus, workers + 1))
 
 
 def host_mem_mb(spec: Any, cpus: int) -> float:
-    """Host memory: fp32 weights (twice; three times when full fine-tuning stores them),
-    the process and the loader workers (each WORKER_MEM_MB per Mpx of input, at least one:
-    the input-size ablation's 4096 px batches are 17 times larger)."""
-    copies = 3 if spec.strategy_record["encoder"] == "full" else 2
+    """Host memory: fp32 weights (twice: state dict and module; full fine-tuning adds the
+    host copies of its trainable state: the best state, and the resume snapshot's weights and
+    two Adam moments), the process and the loader workers (each WORKER_MEM_MB per Mpx of
+    input, at least one: the input-size ablation's 4096 px batches are 17 times larger)."""
+    copies = 6 if spec.strategy_record["encoder"] == "full" else 2
     weights_mb = encoder_params(spec.model_record) / 1e6 * 4.0 * copies
     per_worker = WORKER_MEM_MB * max(1.0, spec.input_size**2 / 1e6)
     return BASE_MEM_MB + weights_mb + per_worker * max(cpus - 1, 0)
-
-
-def is_demo_model(record: Any) -> bool:
-    """Whether a model is a CPU demo model: tiny (under 1 M parameters) and built without
-    downloaded weights (no `hf_repo`: random or pretrained by the demo's own rule)."""
-    return not record.get("hf_repo") and encoder_params(record) < 1e6
 
 
 def job_resources(
@@ -169,21 +182,23 @@ def job_resources(
 ) -> JobResources:
     """Resources of a train or predict job of a run, scaled up on retries (attempt >= 1),
     under the site policy (config `resources`: GPU policy, runtime cap)."""
-    policy = {**DEFAULT_POLICY, **(policy or {})}
+    policy = policy_of(policy)
     mem_scale = 1.0 + 0.5 * (attempt - 1)
+    plan = gpu_plan(spec, stage, attempt, policy)
+    gpu = 0 if plan.gpu_class is None or plan.gpu_class.gres is not None else 1
     if is_demo_model(spec.model_record):
-        gpu = 1 if policy["gpu"] == "always" else 0
         job = JobResources(
-            gpu, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt
+            gpu, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt, plan
         )
     else:
-        cpus = cpus_per_gpu(spec)
+        cpus = cpus_per_gpu(spec, int(policy["max_cpus_per_gpu"]))
         minutes = OVERHEAD_MIN + SAFETY * gpu_seconds(spec, card, fractions, stage) / 60.0
         job = JobResources(
-            gpu=0 if policy["gpu"] == "never" else 1,
+            gpu=gpu,
             cpus_per_gpu=cpus,
             mem_mb=math.ceil(host_mem_mb(spec, cpus) * mem_scale),
             runtime=math.ceil(minutes) * attempt,
+            plan=plan,
         )
     cap = policy["max_runtime"]
     return job if cap is None else replace(job, runtime=min(job.runtime, int(cap)))
@@ -205,7 +220,6 @@ CORNERS = (
 
 def resource_table(config: Any, registries: Any, cells: Any = CORNERS) -> str:
     """Markdown table of the first-attempt train / predict resources of some cells."""
-    from densebench.spec import build_run_spec
 
     fractions = config["data"]["split_fractions"]
     lines = [
@@ -227,28 +241,50 @@ def resource_table(config: Any, registries: Any, cells: Any = CORNERS) -> str:
     return "\n".join(lines)
 
 
-def compute_table(config: Any, registries: Any) -> str:
-    """Markdown table of the grid's estimated GPU-hours per strategy (train and predict, by the
-    FLOP rule) and its first-attempt time limits, with the total (ARTIFACT.md's compute)."""
-    from densebench.spec import build_run_spec
-
-    fractions = config["data"]["split_fractions"]
+def compute_table(plan: Any) -> str:
+    """Markdown table of the estimated GPU-hours of a plan's grid (densebench.plan.Plan: every
+    run it trains, every training seed) per strategy (train and predict, by the FLOP rule) and
+    its first-attempt time limits, with the total (ARTIFACT.md's compute)."""
+    fractions = plan.config["data"]["split_fractions"]
     lines = [
         "| strategy | runs | train GPU h | predict GPU h | train time limits (GPU h) |",
         "|---|---|---|---|---|",
     ]
-    total = [0, 0.0, 0.0, 0.0]
-    for strategy in config["strategies"]:
-        row = [0, 0.0, 0.0, 0.0]
-        for dataset in config["datasets"]:
-            card = registries.datasets[dataset]
-            for model in config["models"]:
-                spec = build_run_spec(config, dataset, model, strategy, registries)
-                row[0] += 1
-                row[1] += gpu_seconds(spec, card, fractions, "train") / 3600
-                row[2] += gpu_seconds(spec, card, fractions, "predict") / 3600
-                row[3] += job_resources(spec, card, fractions, "train").runtime / 60
-        total = [a + b for a, b in zip(total, row, strict=True)]
+    rows = {strategy: [0, 0.0, 0.0, 0.0] for strategy in plan.strategies}
+    for run in plan.seed_runs():
+        spec, card, row = plan.spec(run), plan.registries.datasets[run[0]], rows[run[2]]
+        row[0] += 1
+        row[1] += gpu_seconds(spec, card, fractions, "train") / 3600
+        row[2] += gpu_seconds(spec, card, fractions, "predict") / 3600
+        row[3] += job_resources(spec, card, fractions, "train").runtime / 60
+    for strategy, row in rows.items():
         lines.append(f"| {strategy} | {row[0]} | {row[1]:.0f} | {row[2]:.1f} | {row[3]:.0f} |")
+    total = [sum(column) for column in zip(*rows.values(), strict=True)]
     lines.append(f"| **all** | {total[0]} | {total[1]:.0f} | {total[2]:.1f} | {total[3]:.0f} |")
+    return "\n".join(lines)
+
+
+def memory_table(config: Any, registries: Any, classes_gb: tuple[float, ...] = (80, 141)) -> str:
+    """Markdown table of the grid's GPU memory per (model, strategy): the largest training
+    estimate over the config's datasets without and with activation checkpointing, and whether
+    `auto` checkpoints on one card of each size in `classes_gb` (densebench.memory)."""
+    head = " | ".join(f"ckpt on {gb:g} GB" for gb in classes_gb)
+    lines = [
+        f"| model | strategy | S | train GB | train GB, checkpointing | predict GB | {head} |",
+        "|---|---|---|---|---|---|" + "---|" * len(classes_gb),
+    ]
+    for model in config["models"]:
+        for strategy in config["strategies"]:
+            specs = [
+                build_run_spec(config, dataset, model, strategy, registries)
+                for dataset in config["datasets"]
+            ]
+            spec = max(specs, key=lambda s: memory.estimate(s, "train", False).gb)
+            off, on = (memory.estimate(spec, "train", c).gb for c in (False, True))
+            predict = max(memory.estimate(s, "predict", False).gb for s in specs)
+            marks = " | ".join("yes" if off > gb else "no" for gb in classes_gb)
+            lines.append(
+                f"| {model} | {strategy} | {spec.input_size} | {off:.1f} | {on:.1f} "
+                f"| {predict:.1f} | {marks} |"
+            )
     return "\n".join(lines)

@@ -23,8 +23,9 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from densebench import identity
+from densebench.canonical import canonical
 from densebench.fixes import resolve_fixes, stage_fixes
-from densebench.models.geometry import Normalisation, input_size, normalisation
+from densebench.geometry import Normalisation, input_size, normalisation
 from densebench.variants import Variant, variant_train
 
 
@@ -54,7 +55,9 @@ class Execution:
     num_workers: int | None
     channels_last: bool
     compile: bool
-    grad_checkpointing: bool
+    grad_checkpointing: bool | Literal["auto"]
+    deterministic_algorithms: bool
+    checkpoint_every_min: float
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ class RunSpec:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, compact): equal specs give equal strings."""
-        return identity.canonical(self._plain())
+        return canonical(self._plain())
 
     def training_identity(self) -> dict[str, Any]:
         """What retrains the run (densebench.identity.training_identity)."""

@@ -1,13 +1,17 @@
-"""Run variants: a grid cell trained at another input size or with another training seed.
+"""Run names: a run's keys and its variant (a grid cell trained at another input size or with
+another training seed).
 
-A variant run lives beside its cell's run, in results/runs/{dataset}/{model}/{strategy}__{name}
-(the authors tag such run folders `__resize{S}`), with name `resize{S}`, `seed{n}` or
-`resize{S}__seed{n}`. This module is the one home of those names and of what a variant changes
-in the config's `train` section (and so in the run's spec and training identity):
+A grid cell's run is named by `RUN_KEYS` (dataset, model, strategy), any run by
+`VARIANT_RUN_KEYS` (the cell's keys and the variant's name, '' for the cell's own run): their one
+home, for the confusion files, the score tables and the run folders. A variant run lives beside
+its cell's run, in results/runs/{dataset}/{model}/{strategy}__{name} (the authors tag such run
+folders `__resize{S}`), with name `resize{S}`, `seed{n}` or `resize{S}__seed{n}`. This module
+is the one home of those names and of what a variant changes in the config's `train` section
+(and so in the run's spec and training identity):
 
 * `resize{S}`: trained and tested at S by the patch rule (the largest multiple of the model's
-  patch, or its `input_size_patch`, not above S), whatever the images' size: every image is
-  resized to S, as the authors' `__resize{S}` runs do;
+  patch, or its `input_size_patch`, not above S: densebench.geometry.patch_rule_size), whatever
+  the images' size: every image is resized to S, as the authors' `__resize{S}` runs do;
 * `seed{n}`: the training seed n (initialisation, data order, augmentation) instead of
   `train.seed`.
 
@@ -20,6 +24,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from densebench.geometry import patch_rule_size
+
+RUN_KEYS = ("dataset", "model", "strategy")
+"""What names a grid cell's run (results/runs/{dataset}/{model}/{strategy})."""
+VARIANT_RUN_KEYS = (*RUN_KEYS, "variant")
+"""What names any run: its cell's keys and its variant's name ('' for the cell's own run)."""
 
 PATTERN = r"resize\d+|seed\d+|resize\d+__seed\d+"
 """Regex of a variant name (the `variant` wildcard of the run folders)."""
@@ -58,25 +69,6 @@ def of_run_folder(folder: str) -> Variant:
     """The variant of a run folder name (`<strategy>` or `<strategy>__<variant>`)."""
     _, _, name = folder.partition("__")
     return Variant.parse(name)
-
-
-def patch_rule_size(size: int, model: Mapping[str, Any]) -> int:
-    """The input side of a model at a requested S: the largest multiple of its patch (or of
-    its `input_size_patch`) not above S."""
-    name = model.get("display_name", "?")
-    if model.get("fixed_input_size"):
-        raise ValueError(
-            f"model {name} always runs at {model['fixed_input_size']} px (fixed_input_size): "
-            "leave it out of the input-size ablation (ablations.input_size.models)"
-        )
-    patch = int(model["patch_size"])
-    step = int(model.get("input_size_patch", patch))
-    rounded = (int(size) // step) * step
-    if rounded < patch or rounded % patch:
-        raise ValueError(
-            f"input size {size} gives no valid side for model {name} (patch {patch}, step {step})"
-        )
-    return rounded
 
 
 def variant_train(

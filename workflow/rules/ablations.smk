@@ -5,7 +5,7 @@
 
 rule ablation_scores:
     input:
-        confusions=lambda wildcards: ablation_run_files(
+        confusions=lambda wildcards: PLAN.analysis_run_files(
             wildcards.ablation, "confusion.npz"
         ),
     output:
@@ -13,7 +13,7 @@ rule ablation_scores:
     log:
         "logs/ablation_scores/{ablation}.log",
     wildcard_constraints:
-        ablation=ABLATION_PATTERN,
+        ablation="|".join([*ABLATIONS, "seeds"]),
     conda:
         "../../envs/report.yaml"
     params:
@@ -46,7 +46,7 @@ rule figure5:
         "../../envs/report.yaml"
     params:
         grid=ablation_grid_json("lora_rank"),
-        ranks=lora_ranks_json(),
+        ranks=canonical(PLAN.report.lora_ranks()),
     message:
         "Rendering Figure 5 (Mean Dice per LoRA rank, full fine-tuning as reference; no GPU)"
     shell:
@@ -56,7 +56,7 @@ rule figure5:
 
 rule token_similarity_run:
     input:
-        unpack(similarity_inputs),
+        unpack(lambda w: PLAN.analysis_inputs("token_similarity", w.dataset, w.model)),
     output:
         table="results/ablations/token_similarity/{dataset}/{model}.csv",
         maps="results/ablations/token_similarity/{dataset}/{model}.npz",
@@ -82,7 +82,7 @@ rule token_similarity_run:
 
 rule token_similarity_figure:
     input:
-        tables=similarity_files,
+        tables=PLAN.similarity_tables(),
         scores="results/ablations/token_similarity/scores.csv",
     output:
         png=report(
@@ -108,7 +108,9 @@ rule token_similarity_figure:
 
 rule qualitative_run:
     input:
-        unpack(qualitative_inputs),
+        unpack(
+            lambda w: PLAN.analysis_inputs("qualitative", w.dataset, QUALITATIVE_MODEL)
+        ),
     output:
         predictions="results/ablations/qualitative/{dataset}.npz",
     log:
@@ -117,7 +119,7 @@ rule qualitative_run:
         "../../envs/train.yaml"
     params:
         images=config["ablations"]["qualitative"]["images"],
-        weights=qualitative_weights_flag,
+        weights=lambda wildcards: weights_flag(wildcards, QUALITATIVE_MODEL),
     message:
         "Predicting the qualitative figure's test images of {wildcards.dataset}"
     shell:
@@ -142,7 +144,9 @@ rule qualitative_figure:
         "../../envs/report.yaml"
     params:
         grid=ablation_grid_json("qualitative"),
-        classes=class_names_json,
+        classes=lambda wildcards: canonical(
+            REGISTRIES.datasets[wildcards.dataset]["classes"]
+        ),
     message:
         "Rendering the qualitative figure of {wildcards.dataset} (no GPU)"
     shell:
@@ -183,7 +187,7 @@ rule seed_spread:
     log:
         "logs/seed_spread/{source}.log",
     wildcard_constraints:
-        source=OURS_PATTERN,
+        source="|".join(OUR_SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -214,7 +218,7 @@ rule baseline_unet_report:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=baseline_grid_json(),
+        grid=canonical(grid_record(PLAN.report.baseline_grid())),
         stem=output_stem,
     message:
         "Tabulating and drawing the UNet baseline beside the PFMs (no GPU)"

@@ -15,12 +15,12 @@ rule synthesize_raw:
     log:
         "logs/synthesize_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(SYNTHETIC),
+        dataset=alternatives(PLAN.datasets_with_access("synthetic")),
     conda:
         "../../envs/data.yaml"
     params:
-        identity=store_identity_json,
-        card=card_json,
+        identity=identity_json("store"),
+        card=record_json("datasets"),
     message:
         "Generating the synthetic raw files of {wildcards.dataset}"
     shell:
@@ -33,13 +33,13 @@ rule download_raw:
     log:
         "logs/download_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(downloaded_datasets()),
+        dataset=alternatives(PLAN.downloaded()),
     localrule: True
     conda:
         "../../envs/data.yaml"
     params:
-        identity=sources_identity_json,
-        card=card_json,
+        identity=identity_json("sources"),
+        card=record_json("datasets"),
     message:
         "Downloading the raw files of {wildcards.dataset}"
     shell:
@@ -53,12 +53,12 @@ rule manual_raw:
     log:
         "logs/manual_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(hand_dropped_datasets()),
+        dataset=alternatives(PLAN.hand_dropped()),
     localrule: True
     conda:
         "../../envs/data.yaml"
     params:
-        card=card_json,
+        card=record_json("datasets"),
     message:
         "{wildcards.dataset} needs a manual download: see the instructions below"
     shell:
@@ -68,18 +68,18 @@ rule manual_raw:
 
 rule unpack_raw:
     input:
-        unpack(raw_inputs),
+        unpack(lambda wildcards: PLAN.raw_inputs(wildcards.dataset)),
     output:
         unpacked=directory("resources/unpacked/{dataset}"),
     log:
         "logs/unpack_raw/{dataset}.log",
     wildcard_constraints:
-        dataset=alternatives(OPEN + MANUAL),
+        dataset=alternatives(PLAN.datasets_with_access("open", "manual")),
     conda:
         "../../envs/data.yaml"
     params:
-        identity=sources_identity_json,
-        card=card_json,
+        identity=identity_json("sources"),
+        card=record_json("datasets"),
     message:
         "Verifying and unpacking the raw files of {wildcards.dataset}"
     shell:
@@ -96,8 +96,8 @@ rule download_split_list:
     conda:
         "../../envs/data.yaml"
     params:
-        identity=split_list_identity_json,
-        card=card_json,
+        identity=identity_json("split_list"),
+        card=record_json("datasets"),
     message:
         "Downloading the authors' split list of {wildcards.dataset}"
     shell:
@@ -107,7 +107,7 @@ rule download_split_list:
 
 rule convert:
     input:
-        unpack(convert_inputs),
+        unpack(lambda wildcards: PLAN.convert_inputs(wildcards.dataset)),
     output:
         store=directory("resources/datasets/{dataset}.zarr"),
     log:
@@ -115,8 +115,8 @@ rule convert:
     conda:
         "../../envs/data.yaml"
     params:
-        identity=store_identity_json,
-        card=card_json,
+        identity=identity_json("store"),
+        card=record_json("datasets"),
         policy=config["data"]["split_policy"],
         seed=config["data"]["split_seed"],
         fractions=" ".join(str(f) for f in config["data"]["split_fractions"]),

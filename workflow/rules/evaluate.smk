@@ -19,16 +19,21 @@ rule predict:
     threads: run_threads
     resources:
         gpu=run_resource("predict", "gpu"),
+        gpu_model=run_resource("predict", "gpu_model"),
+        gres=run_resource("predict", "gres"),
+        constraint=run_resource("predict", "constraint"),
+        gpu_note=run_resource("predict", "gpu_note"),
+        attempt=attempt_number,
         cpus_per_gpu=run_resource("predict", "cpus_per_gpu"),
         mem_mb=run_resource("predict", "mem_mb"),
         runtime=run_resource("predict", "runtime"),
     params:
-        identity=prediction_identity_json,
+        identity=identity_json("prediction"),
         spec=job_spec,
         weights=weights_flag,
     message:
         "Predicting the test split of {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
-        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
     shell:
         "densebench predict --spec {params.spec:q} --checkpoint {input.best}"
         " --store {input.store} --out {output.confusion} {params.weights}"
@@ -49,7 +54,7 @@ use rule predict as predict_variant with:
     message:
         "Predicting the test split of {wildcards.model} / {wildcards.strategy}"
         " ({wildcards.variant}) on {wildcards.dataset}"
-        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
 
 
 rule score:

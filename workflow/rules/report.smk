@@ -6,7 +6,7 @@
 
 rule aggregate:
     input:
-        scores=expand("results/scores/{dataset}.csv", dataset=DATASETS),
+        scores=[f"results/scores/{d}.csv" for d in PLAN.datasets],
     output:
         table="results/tables/results.csv",
     log:
@@ -27,12 +27,12 @@ rule fetch_published:
     log:
         "logs/fetch_published/{stem}.log",
     wildcard_constraints:
-        stem=absent_published_pattern(),
+        stem=alternatives(PLAN.report.absent_published()),
     localrule: True
     conda:
         "../../envs/report.yaml"
     params:
-        sha256=lambda wildcards: published_sha256(wildcards.stem),
+        sha256=lambda wildcards: PLAN.report.published_sha256(wildcards.stem),
     message:
         "Downloading the published results Data/{wildcards.stem}.json (pinned commit)"
     shell:
@@ -42,13 +42,13 @@ rule fetch_published:
 
 rule source_table:
     input:
-        unpack(source_inputs),
+        unpack(lambda wildcards: PLAN.report.source_inputs(wildcards.source)),
     output:
         table=f"{REPORT_DIR}/results.csv",
     log:
         "logs/source_table/{source}.log",
     wildcard_constraints:
-        source=SOURCE_PATTERN,
+        source="|".join(SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -75,7 +75,7 @@ rule strategy_tables:
     log:
         "logs/strategy_tables/{source}.log",
     wildcard_constraints:
-        source=SOURCE_PATTERN,
+        source="|".join(SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -102,7 +102,7 @@ rule class_tables:
     log:
         "logs/class_tables/{source}.log",
     wildcard_constraints:
-        source=OURS_PATTERN,
+        source="|".join(OUR_SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -135,7 +135,7 @@ rule summaries:
     log:
         "logs/summaries/{source}.log",
     wildcard_constraints:
-        source=SOURCE_PATTERN,
+        source="|".join(SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -163,7 +163,7 @@ rule strategy_comparison:
     log:
         "logs/strategy_comparison/{source}.log",
     wildcard_constraints:
-        source=SOURCE_PATTERN,
+        source="|".join(SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -190,7 +190,7 @@ rule friedman:
     log:
         "logs/friedman/{source}.log",
     wildcard_constraints:
-        source=SOURCE_PATTERN,
+        source="|".join(SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -215,17 +215,17 @@ rule cards:
     log:
         "logs/cards/{source}_{axis}.log",
     wildcard_constraints:
-        source=SOURCE_PATTERN,
+        source="|".join(SOURCES),
         axis="model|dataset",
     conda:
         "../../envs/report.yaml"
     params:
-        records=lambda wildcards: cards_json(f"{wildcards.axis}s", wildcards.source),
+        records=cards_json,
         stem=output_stem,
     message:
         "Rendering the {wildcards.axis} cards from the registry (no GPU)"
     shell:
-        "densebench cards --kind {wildcards.axis}s --records {params.records:q}"
+        "densebench cards {wildcards.axis}s --records {params.records:q}"
         " --out {params.stem} > {log} 2>&1"
 
 
@@ -244,7 +244,7 @@ rule paired_bootstrap:
     log:
         "logs/paired_bootstrap/{source}_{dataset}.log",
     wildcard_constraints:
-        source=OURS_PATTERN,
+        source="|".join(OUR_SOURCES),
     conda:
         "../../envs/report.yaml"
     params:
@@ -265,7 +265,9 @@ rule paired_bootstrap:
 rule reproduction:
     input:
         reproduced="results/tables/results.csv",
-        published=[published_file(s) for s in published_strategies()],
+        published=[
+            PLAN.report.published_file(s) for s in PLAN.report.published_strategies()
+        ],
     output:
         html=report(
             "results/report/reproduction.html",
@@ -278,8 +280,8 @@ rule reproduction:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=report_grid_json(extend=False),
-        published=published_files_json(),
+        grid=canonical(grid_record(PLAN.report.config_grid())),
+        published=canonical(PLAN.report.published_files()),
         stem=output_stem,
     message:
         "Comparing our runs with the published results, cell by cell (no GPU)"

@@ -24,20 +24,27 @@ rule train:
     threads: run_threads
     resources:
         gpu=run_resource("train", "gpu"),
+        gpu_model=run_resource("train", "gpu_model"),
+        gres=run_resource("train", "gres"),
+        constraint=run_resource("train", "constraint"),
+        gpu_note=run_resource("train", "gpu_note"),
+        attempt=attempt_number,
         cpus_per_gpu=run_resource("train", "cpus_per_gpu"),
         mem_mb=run_resource("train", "mem_mb"),
         runtime=run_resource("train", "runtime"),
     params:
-        identity=training_identity_json,
+        identity=identity_json("training"),
         spec=job_spec,
         weights=weights_flag,
         out_dir=parent_dir,
+        site=SITE_JSON,
     message:
         "Training {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
-        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
     shell:
         "densebench train --spec {params.spec:q} --store {input.store}"
-        " --out-dir {params.out_dir} {params.weights} --threads {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} {params.weights} --threads {threads}"
+        " --attempt {resources.attempt} --site {params.site:q} > {log} 2>&1"
 
 
 # A variant run of a cell (another input size or training seed, densebench.variants): the same
@@ -53,4 +60,4 @@ use rule train as train_variant with:
         "logs/benchmarks/train/{dataset}/{model}/{strategy}__{variant}.tsv"
     message:
         "Training {wildcards.model} / {wildcards.strategy} ({wildcards.variant}) on {wildcards.dataset}"
-        " ({resources.gpu} GPU, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"

@@ -13,13 +13,13 @@ rule download_weights:
     log:
         "logs/download_weights/{model}.log",
     wildcard_constraints:
-        model=weights_models(pretrain=False),
+        model=alternatives(PLAN.weights_models(pretrain=False)),
     localrule: True
     conda:
         "../../envs/train.yaml"
     params:
-        identity=weights_identity_json,
-        record=model_json,
+        identity=identity_json("weights"),
+        record=record_json("models"),
     message:
         "Downloading the weights of {wildcards.model}"
     shell:
@@ -29,7 +29,7 @@ rule download_weights:
 
 # The snapshot of a `weights: pretrain` demo model: its encoder pretrained on fresh synthetic
 # images (not the demo datasets'), reproducibly; redone when its architecture or `pretrain`
-# settings change (weights_identity_json).
+# settings change (identity "weights").
 rule pretrain_weights:
     output:
         weights=directory("resources/weights/{model}"),
@@ -38,12 +38,12 @@ rule pretrain_weights:
     benchmark:
         "logs/benchmarks/pretrain_weights/{model}.tsv"
     wildcard_constraints:
-        model=weights_models(pretrain=True),
+        model=alternatives(PLAN.weights_models(pretrain=True)),
     conda:
         "../../envs/train.yaml"
     params:
-        identity=weights_identity_json,
-        record=model_json,
+        identity=identity_json("weights"),
+        record=record_json("models"),
     message:
         "Pretraining the demo backbone {wildcards.model} on synthetic images"
     shell:
@@ -60,7 +60,7 @@ rule preflight:
     conda:
         "../../envs/train.yaml"
     params:
-        models=preflight_models_json(),
+        models=canonical({m: REGISTRIES.models[m] for m in PLAN.models}),
     message:
         "Checking hub access to the weights of every model (nothing is downloaded)"
     shell:

@@ -81,6 +81,15 @@ _DISTORTION_BORDER = {
     "fill_mask": 0,
 }
 
+# Authors: GaussNoise() with library defaults. 2.0.8: std 0.2-0.44 of the max value
+# (51-112 grey levels); 1.x var_limit=(10, 50) was std 3.2-7.1 grey levels.
+_GAUSS_NOISE = {
+    "std_range": (0.2, 0.44),
+    "mean_range": (0.0, 0.0),
+    "per_channel": True,
+    "noise_scale_factor": 1,
+}
+
 PAPER_PIPELINE: tuple[Step, ...] = (
     _step(
         "RandomResizedCrop",  # size=(S, S) is added by build_transform
@@ -153,18 +162,7 @@ PAPER_PIPELINE: tuple[Step, ...] = (
     ),
     _one_of(
         0.3,
-        # Authors: GaussNoise() with library defaults. 2.0.8: std 0.2-0.44 of the max value
-        # (51-112 grey levels); 1.x var_limit=(10, 50) was std 3.2-7.1 grey levels.
-        _step(
-            "GaussNoise",
-            1.0,
-            defaults={
-                "std_range": (0.2, 0.44),
-                "mean_range": (0.0, 0.0),
-                "per_channel": True,
-                "noise_scale_factor": 1,
-            },
-        ),
+        _step("GaussNoise", 1.0, defaults=_GAUSS_NOISE),
         _step(
             "MultiplicativeNoise",
             1.0,

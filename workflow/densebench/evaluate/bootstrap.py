@@ -149,29 +149,14 @@ def bootstrap_all(
 
 
 def bootstrap(
-    per_image: np.ndarray,
-    replicates: int = 1000,
-    seed: int = 42,
-    *,
-    definitions: str = "paper",
-    exclude_background: bool = False,
+    per_image: np.ndarray, replicates: int = 1000, seed: int = 42, **options: str | bool
 ) -> dict[str, dict[str, float]]:
-    """Return per metric {point, boot_mean, ci_lower, ci_upper, boot_std} of the bootstrap."""
-    options = {"definitions": definitions, "exclude_background": exclude_background}
+    """Return per metric {point, boot_mean, ci_lower, ci_upper, boot_std} of the bootstrap.
+
+    The headline statistics of `bootstrap_all`; `options` are its keywords `definitions` and
+    `exclude_background`.
+    """
     return bootstrap_all(per_image, replicates, seed, **options)[0]
-
-
-def bootstrap_classes(
-    per_image: np.ndarray,
-    replicates: int = 1000,
-    seed: int = 42,
-    *,
-    definitions: str = "paper",
-    exclude_background: bool = False,
-) -> ClassStats:
-    """Return per class metric the list (by class index) of its bootstrap statistics."""
-    options = {"definitions": definitions, "exclude_background": exclude_background}
-    return bootstrap_all(per_image, replicates, seed, **options)[1]
 
 
 def score_run(

@@ -9,7 +9,7 @@ report environment (envs/report.yaml) needs no torch. The file holds four arrays
 - `matrices`: (N, C, C) int64, one matrix per test image, in split order;
 - `sample_ids`: (N,) the stored id of each image;
 - `classes`: (C,) the class names of the dataset store;
-- `run_keys`: the run's (dataset, model, strategy), in `RUN_KEYS` order.
+- `run_keys`: the run's (dataset, model, strategy), in `RUN_KEYS` order (densebench.variants).
 
 Every downstream number is a pure function of this file.
 """
@@ -22,9 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from densebench.atomic import atomic_output
-
-RUN_KEYS = ("dataset", "model", "strategy")
-"""Keys identifying a run, stored in its confusion file."""
+from densebench.variants import RUN_KEYS
 
 ARRAYS = ("matrices", "sample_ids", "classes")
 """Arrays every confusion file must hold for scoring."""

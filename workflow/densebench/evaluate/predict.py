@@ -9,7 +9,15 @@ Two inference modes (protocol.md §4):
   starting at 0 and with the last window snapped to the border; logits summed and divided by the
   coverage count; scored at native resolution. Images smaller than S are zero-padded (after
   normalisation) to one window and the padding is cropped off (the authors' code fails there).
-  Windows go through the model in chunks of the batch size, not all at once.
+
+Prediction runs in batches of the run's batch size: the model's inputs of consecutive test images
+(their S x S image, or their windows) are stacked, whatever the images' native sizes, and each
+image's logits are put together from its outputs in the one-image order. The images come through
+a loader (workers, uint8) and are normalised on the device. With BatchNorm in eval mode a batch
+changes no image's logits mathematically; float sums inside the model may still be ordered
+differently for another batch size (tests/evaluate/test_predict.py checks the matrices equal those
+of one image at a time).
+
 Every downstream number is a pure function of the saved matrices, written by
 `densebench.evaluate.confusion` (the confusion file's one home).
 """
@@ -17,31 +25,39 @@ Every downstream number is a pure function of the saved matrices, written by
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from densebench.data.dataset import SegmentationSplit
+from densebench.data.dataset import SegmentationSplit, normalise
+from densebench.data.loader import device_batch, make_loader
 from densebench.data.resize import resize_tensor
-from densebench.evaluate.confusion import RUN_KEYS, write_confusion
+from densebench.evaluate.confusion import write_confusion
 from densebench.models.segmenter import (
     SegmentationModel,
     backbone_fingerprint,
     build_model,
     load_trainable_state,
 )
+from densebench.runtime import amp_dtype, autocast, configure_torch
 from densebench.spec import RunSpec
-from densebench.train.runtime import amp_dtype, autocast, configure_torch
+from densebench.variants import RUN_KEYS
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+Tag = TypeVar("Tag")
 
 
 def confusion_matrices(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int
 ) -> torch.Tensor:
-    """Per-image confusion matrices (B, C, C) of (B, H, W) class maps, ignore pixels dropped."""
-    b = pred.shape[0]
+    """Per-image confusion matrices (B, C, C) of (B, H, W) class maps, ignore pixels dropped.
+    Targets of any integer dtype (a uint8 mask would overflow C x target in its own dtype)."""
+    b, target = pred.shape[0], target.long()
     valid = target != ignore
     flat = (target.clamp(0, num_classes - 1) * num_classes + pred).masked_fill(~valid, -1)
     offsets = torch.arange(b, device=pred.device).view(b, 1, 1) * num_classes**2
@@ -88,65 +104,140 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def sliding_window_logits(
-    forward, image: torch.Tensor, size: int, overlap: float, batch: int
-) -> torch.Tensor:
-    """Logits (C, H, W) of a normalised (3, H, W) image from averaged S x S windows."""
-    _, h, w = image.shape
-    padded = F.pad(image, (0, max(0, size - w), 0, max(0, size - h)))
-    ph, pw = padded.shape[-2:]
-    stride = max(1, int((1 - overlap) * size))
-    boxes = [
-        (y, x) for y in window_starts(ph, size, stride) for x in window_starts(pw, size, stride)
-    ]
-    total, count = None, torch.zeros(1, ph, pw, device=image.device)
-    for i in range(0, len(boxes), batch):
-        chunk = boxes[i : i + batch]
-        crops = torch.stack([padded[:, y : y + size, x : x + size] for y, x in chunk])
-        logits = forward(crops).float()
-        if total is None:
-            total = torch.zeros(logits.shape[1], ph, pw, device=image.device)
-        for (y, x), out in zip(chunk, logits, strict=True):
-            total[:, y : y + size, x : x + size] += out
-            count[:, y : y + size, x : x + size] += 1
-    return (total / count)[:, :h, :w]
+class WholeImage:
+    """Resize inference: the S x S image is the model's input, its output the logits."""
+
+    def __init__(self, image: torch.Tensor):
+        self.image, self.out = image, None
+        self.n_inputs = 1
+
+    def model_input(self, i: int) -> torch.Tensor:
+        """The model's input (the image)."""
+        return self.image
+
+    def add(self, i: int, out: torch.Tensor) -> None:
+        """Keep the model's output."""
+        self.out = out
+
+    def logits(self) -> torch.Tensor:
+        """(C, S, S) logits."""
+        return self.out
+
+
+class ResizedImage(WholeImage):
+    """`native_resolution_scoring`: the image resized to S x S (torch bilinear) is the model's
+    input, its output resized back to the image's native size the logits."""
+
+    def __init__(self, image: torch.Tensor, size: int):
+        super().__init__(resize_tensor(image[None], (size, size))[0])
+        self.shape = tuple(image.shape[-2:])
+
+    def logits(self) -> torch.Tensor:
+        """(C, H, W) logits at native resolution."""
+        return resize_tensor(self.out[None], self.shape)[0]
+
+
+class Windows:
+    """Sliding-window inference of one normalised (3, H, W) image: S x S windows, their logits
+    summed in window order and divided by the coverage count."""
+
+    def __init__(self, image: torch.Tensor, size: int, overlap: float):
+        _, h, w = image.shape
+        self.padded = F.pad(image, (0, max(0, size - w), 0, max(0, size - h)))
+        ph, pw = self.padded.shape[-2:]
+        stride = max(1, int((1 - overlap) * size))
+        self.boxes = [
+            (y, x) for y in window_starts(ph, size, stride) for x in window_starts(pw, size, stride)
+        ]
+        self.n_inputs, self.size, self.shape = len(self.boxes), size, (h, w)
+        self.total: torch.Tensor | None = None
+        self.count = torch.zeros(1, ph, pw, device=image.device)
+
+    def model_input(self, i: int) -> torch.Tensor:
+        """Window i."""
+        y, x = self.boxes[i]
+        return self.padded[:, y : y + self.size, x : x + self.size]
+
+    def add(self, i: int, out: torch.Tensor) -> None:
+        """Add window i's (C, S, S) logits to the sum."""
+        y, x = self.boxes[i]
+        if self.total is None:
+            self.total = torch.zeros(out.shape[0], *self.padded.shape[-2:], device=out.device)
+        self.total[:, y : y + self.size, x : x + self.size] += out
+        self.count[:, y : y + self.size, x : x + self.size] += 1
+
+    def logits(self) -> torch.Tensor:
+        """(C, H, W) averaged logits, padding cropped off."""
+        h, w = self.shape
+        return (self.total / self.count)[:, :h, :w]
+
+
+Plan = WholeImage | Windows
+
+
+def batched_logits(
+    forward: Forward, plans: Iterable[tuple[Plan, Tag]], batch: int
+) -> Iterator[tuple[Plan, Tag]]:
+    """Run the inputs of consecutive plans through `forward` in batches of `batch` (the windows
+    of several images share a batch) and yield each (plan, tag) once its outputs are all added,
+    in order."""
+    pending: deque[tuple[Plan, Tag]] = deque()
+    queue: deque[tuple[Plan, int]] = deque()
+    for plan, tag in plans:
+        pending.append((plan, tag))
+        queue.extend((plan, i) for i in range(plan.n_inputs))
+        while len(queue) >= batch:
+            _run(forward, [queue.popleft() for _ in range(batch)])
+            while pending and (not queue or pending[0][0] is not queue[0][0]):
+                yield pending.popleft()
+    if queue:
+        _run(forward, list(queue))
+    yield from pending
+
+
+def _run(forward: Forward, chunk: list[tuple[Plan, int]]) -> None:
+    """One forward pass over the stacked inputs of `chunk`; each output goes to its plan."""
+    logits = forward(torch.stack([plan.model_input(i) for plan, i in chunk])).float()
+    for (plan, i), out in zip(chunk, logits, strict=True):
+        plan.add(i, out)
 
 
 @torch.no_grad()
-def predict_matrices(model, spec: RunSpec, store: Path, device) -> tuple[np.ndarray, list]:
+def predict_matrices(
+    model, spec: RunSpec, store: Path, device, threads: int = 1
+) -> tuple[np.ndarray, list]:
     """Per-image confusion matrices of the test split and the sample ids, in split order.
 
     Split order is the authors' test-list order in a store written with their split list, as in
     ``scripts/infer_bootstrap.py::collect_per_sample_confusion_matrices_resize`` (an unshuffled
     loader over the list), so the bootstrap's image indices pick the same images as theirs.
+    The model sees batches of the run's batch size; `threads` sizes the loader's workers.
     """
     norm, size = spec.normalisation, spec.input_size
     evaluate, c, ignore = spec.evaluate, spec.num_classes, spec.ignore_index
     dtype = amp_dtype(device, spec.fixes["bf16_autocast"])
-    native = evaluate.inference == "sliding_window" or spec.fixes["native_resolution_scoring"]
+    sliding = evaluate.inference == "sliding_window"
+    native = sliding or spec.fixes["native_resolution_scoring"]
     data = SegmentationSplit(store, "test", None if native else size, norm.mean, norm.std)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, dtype):
-            return model(x.to(device))
+            return model(x)
 
-    matrices = []
-    for k in range(len(data)):
-        image, label = data[k]
-        if evaluate.inference == "sliding_window":
-            logits = sliding_window_logits(
-                forward, image.to(device), size, evaluate.overlap, spec.train.batch_size
-            )
-        elif native:
-            logits = resize_tensor(
-                forward(resize_tensor(image[None], (size, size))).float(), label.shape
-            )[0]
-        else:
-            logits = forward(image[None]).float()[0]
-        pred = logits.argmax(0)[None]
-        matrices.append(confusion_matrices(pred, label[None].to(device), c, ignore).cpu())
+    def plans() -> Iterator[tuple[Plan, torch.Tensor]]:
+        for item in make_loader(data, spec, False, device, threads, batched=False):
+            image, label = device_batch(item, device, data.mean, data.std)
+            if sliding:
+                yield Windows(image, size, evaluate.overlap), label
+            else:
+                yield (ResizedImage(image, size) if native else WholeImage(image)), label
+
+    matrices = [
+        confusion_matrices(plan.logits().argmax(0)[None], label[None], c, ignore)
+        for plan, label in batched_logits(forward, plans(), int(spec.train.batch_size))
+    ]
     ids = [data.sample_id(k) for k in range(len(data))]
-    return torch.cat(matrices).numpy().astype(np.int64), ids
+    return torch.cat(matrices).cpu().numpy().astype(np.int64), ids
 
 
 def predict_run(
@@ -159,9 +250,10 @@ def predict_run(
 ) -> dict[str, Any]:
     """Write confusion.npz for the test split: matrices (N, C, C), sample_ids, classes, keys."""
     spec, model = load_run(checkpoint, weights_dir, spec)
-    device = configure_torch(int(spec.train.seed), threads)
+    execution = spec.train.execution
+    device = configure_torch(int(spec.train.seed), threads, execution.deterministic_algorithms)
     model.to(device).eval()
-    stacked, ids = predict_matrices(model, spec, store, device)
+    stacked, ids = predict_matrices(model, spec, store, device, threads)
     from densebench.data.store import DatasetStore
 
     keys = {k: getattr(spec, k) for k in RUN_KEYS}
@@ -210,7 +302,8 @@ def token_similarity(
         )
     per_image = []
     for k in range(min(images, len(data))):
-        tokens = patch_tokens(model, data[k][0][None].float().to(device))[0]
+        image = normalise(data[k][0][None].to(device), data.mean, data.std)
+        tokens = patch_tokens(model, image)[0]
         per_image.append(tokens.double().cpu().numpy())
     side = math.isqrt(len(per_image[0]))
     picks = np.linspace(0, side * side - 1, queries).round().astype(int).tolist()
@@ -228,13 +321,13 @@ def qualitative_predictions(
     for k in range(min(images, len(data))):
         image, label = data[k]
         with torch.no_grad():
-            logits = model(image[None].float().to(device)).float()[0]
+            logits = model(normalise(image[None].to(device), data.mean, data.std)).float()[0]
         picture = data.store.read(data.indices[k])[0]
         pictures.append(
             resize_tensor(torch.from_numpy(picture).permute(2, 0, 1)[None].float(), (size, size))[0]
             .permute(1, 2, 0).clamp(0, 255).byte().numpy()
         )  # fmt: skip
-        truths.append(label.numpy())
+        truths.append(label.long().numpy())
         predictions.append(logits.argmax(0).cpu().numpy())
         ids.append(data.sample_id(k))
     return pictures, truths, predictions, ids

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densebench.models.block_checkpointing import checkpointed
+
 
 class StdConv2d(nn.Conv2d):
     """Conv2d with weight standardisation (per output filter, eps 1e-5)."""
@@ -100,6 +102,8 @@ class CNNAdapter(nn.Module):
         self.stage2 = stage(256, 512, block_units[1], 2)
         self.stage3 = stage(512, 1024, block_units[2], 2)
         self.compute_discarded_stage = compute_discarded_stage
+        self.grad_checkpointing = False
+        """Activation checkpointing of each bottleneck (densebench.models.checkpointing)."""
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Image (B, 3, S, S) -> skips [1/8, 1/4, 1/2], as ResNetV2Adapter.forward of [F].
@@ -109,11 +113,17 @@ class CNNAdapter(nn.Module):
         """
         size = x.shape[-2]
         half = self.root(x)
-        quarter = self.stage1(self.pool(half))
-        eighth = self.stage2(quarter)
+        quarter = self.run(self.stage1, self.pool(half))
+        eighth = self.run(self.stage2, quarter)
         if self.compute_discarded_stage:
-            self.stage3(eighth)  # the authors compute stage 3 and drop its output
+            self.run(self.stage3, eighth)  # the authors compute stage 3 and drop its output
         return [pad_skip(eighth, size // 8), pad_skip(quarter, size // 4), half]
+
+    def run(self, units: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """A stage's bottlenecks in order, each checkpointed when `grad_checkpointing` is on."""
+        for unit in units:
+            x = checkpointed(unit, x) if self.grad_checkpointing else unit(x)
+        return x
 
 
 class TransformerAdapter(nn.Module):
@@ -138,11 +148,15 @@ class TransformerAdapter(nn.Module):
             ]
         )
         self.norm = nn.LayerNorm(dim)
+        self.grad_checkpointing = False
+        """Activation checkpointing of each block (densebench.models.checkpointing)."""
         self.apply(_init_weights)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, P+N, D) -> (B, P+N, D)."""
-        return self.norm(self.blocks(tokens))
+        for block in self.blocks:
+            tokens = checkpointed(block, tokens) if self.grad_checkpointing else block(tokens)
+        return self.norm(tokens)
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from densebench.models.weights import fetch_command
+from densebench.models.weights import fetch_command, needs_weights
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """File names looked for, in order, in a model's local weights snapshot."""
@@ -72,7 +72,7 @@ def build_backbone(
     family = record["family"]
     if family not in FAMILIES:
         raise ValueError(f"model {name}: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
-    if record.get("weights") != "random" and weights_dir is None:
+    if needs_weights(record) and weights_dir is None:
         raise ValueError(
             f"model {name} needs pretrained weights; fetch them with: {fetch_command(name)}"
         )

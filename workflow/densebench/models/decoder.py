@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densebench.models.block_checkpointing import checkpointed
+
 DECODER_CHANNELS = (256, 128, 64, 16)
 """Output channels of the four decoder blocks."""
 HIDDEN_CHANNELS = 512
@@ -48,7 +50,31 @@ class DecoderBlock(nn.Module):
         return self.conv2(self.conv1(x))
 
 
-class TokenDecoder(nn.Module):
+class _Decoder(nn.Module):
+    """What both decoders build, in this order: conv_more (D -> hidden), the blocks, the head."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_classes: int,
+        hidden: int,
+        channels: Sequence[int],
+        blocks: Sequence[tuple[float, int]],
+    ):
+        """`blocks` holds each block's (upsampling factor, skip channels)."""
+        super().__init__()
+        self.conv_more = conv_bn_relu(embed_dim, hidden)
+        cins = (hidden, *channels[:-1])
+        self.blocks = nn.ModuleList(
+            DecoderBlock(cin, cout, scale, skip)
+            for cin, cout, (scale, skip) in zip(cins, channels, blocks, strict=True)
+        )
+        self.head = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
+        self.grad_checkpointing = False
+        """Activation checkpointing of each block (densebench.models.checkpointing)."""
+
+
+class TokenDecoder(_Decoder):
     """Shared decoder of all strategies but the CNN adapter."""
 
     def __init__(
@@ -59,23 +85,17 @@ class TokenDecoder(nn.Module):
         hidden: int = HIDDEN_CHANNELS,
         channels: Sequence[int] = DECODER_CHANNELS,
     ):
-        super().__init__()
-        self.conv_more = conv_bn_relu(embed_dim, hidden)
-        cins = (hidden, *channels[:-1])
-        self.blocks = nn.ModuleList(
-            DecoderBlock(cin, cout, s) for cin, cout, s in zip(cins, channels, scales, strict=True)
-        )
-        self.head = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
+        super().__init__(embed_dim, num_classes, hidden, channels, [(s, 0) for s in scales])
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) -> logits (B, C, h*patch, w*patch)."""
         x = self.conv_more(grid)
         for block in self.blocks:
-            x = block(x)
+            x = checkpointed(block, x) if self.grad_checkpointing else block(x)
         return self.head(x)
 
 
-class SkipDecoder(nn.Module):
+class SkipDecoder(_Decoder):
     """Decoder of the CNN adapter: fuses the CNN branch's 1/8, 1/4 and 1/2 features."""
 
     def __init__(
@@ -86,19 +106,13 @@ class SkipDecoder(nn.Module):
         hidden: int = HIDDEN_CHANNELS,
         channels: Sequence[int] = DECODER_CHANNELS,
     ):
-        super().__init__()
-        self.conv_more = conv_bn_relu(embed_dim, hidden)
-        cins = (hidden, *channels[:-1])
-        skips = (*skip_channels, 0)
-        self.blocks = nn.ModuleList(
-            DecoderBlock(cin, cout, 2.0, sk)
-            for cin, cout, sk in zip(cins, channels, skips, strict=True)
-        )
-        self.head = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
+        blocks = [(2.0, skip) for skip in (*skip_channels, 0)]  # every block upsamples by 2
+        super().__init__(embed_dim, num_classes, hidden, channels, blocks)
 
     def forward(self, grid: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
         """(B, D, h, w) and skips [1/8, 1/4, 1/2] -> logits."""
         x = self.conv_more(grid)
         for i, block in enumerate(self.blocks):
-            x = block(x, skips[i] if i < len(skips) else None)
+            skip = skips[i] if i < len(skips) else None
+            x = checkpointed(block, x, skip) if self.grad_checkpointing else block(x, skip)
         return self.head(x)

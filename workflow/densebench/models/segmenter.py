@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from densebench.geometry import decoder_scales
 from densebench.models.adapters import CNNAdapter, TransformerAdapter
 from densebench.models.backbone import TokenBackbone, build_backbone
 from densebench.models.decoder import SkipDecoder, TokenDecoder
-from densebench.models.geometry import decoder_scales
 from densebench.models.strategies import apply_encoder_strategy
 from densebench.models.unet import FAMILY as UNET_FAMILY
 from densebench.models.unet import UNet, build_unet
@@ -134,11 +134,14 @@ def build_on_meta(spec: RunSpec) -> Segmenter:
 
 
 def trainable_state(model: Segmenter) -> dict[str, torch.Tensor]:
-    """What a checkpoint keeps: trainable parameters and the buffers outside the backbone."""
+    """What a checkpoint keeps: trainable parameters and the buffers outside the backbone,
+    copied to the host (a GPU run's best state and resume snapshot hold no GPU memory)."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     buffers = {n for n, _ in model.named_buffers() if not n.startswith("backbone.")}
     return {
-        k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable | buffers
+        k: v.detach().to("cpu", copy=True)
+        for k, v in model.state_dict().items()
+        if k in trainable | buffers
     }
 
 

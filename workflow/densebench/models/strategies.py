@@ -13,7 +13,8 @@ replacing timm `Attention` modules, or `elif pfm_name == 'conch_v1_5'`, replacin
 own attention); the whitelist omits PathOrchestra. Encoders built by transformers or MUSK's own
 code are whitelisted but hold no timm `Attention`, so nothing is replaced either. Then
 everything but lora_a/lora_b (and DoRA's m) is frozen, so such "LoRA" runs are frozen runs.
-`protocol: paper` reproduces both conditions (paper_adapts); the `lora_all_families` fix adapts
+`protocol: paper` reproduces both conditions (densebench.lora_whitelist.paper_adapts); the
+`lora_all_families` fix adapts
 every model through its `adapter_targets`.
 
 Init: peft draws lora_A as an (r, in) weight (bound 1/sqrt(in)); under `paper` it is redrawn as
@@ -30,33 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from densebench.lora_whitelist import paper_adapts
 from densebench.models.dora import inject_paper_dora, lora_down_init
 
 FORBIDDEN_TARGETS = re.compile(r"(^|\.)patch_embed\.proj$")
 """LoRA must never adapt the patch embedding, whose name also ends in `proj`."""
-PAPER_ADAPTED_FAMILIES = frozenset({"timm", "conch"})
-"""Families whose attention the authors' type-based LoRA/DoRA injection reaches."""
-AUTHORS_MODELS = frozenset(
-    {"gigapath", "uni_v1", "virchow_v1", "virchow_v2", "patho3dmatrix-vision", "conch_v1",
-     "conch_v1_5", "uni_v2", "phikon", "phikon_v2", "hoptimus_0", "hoptimus_1", "kaiko-vits8",
-     "kaiko-vits16", "kaiko-vitb8", "kaiko-vitb16", "kaiko-vitl14", "midnight12k",
-     "lunit_vits8", "hibou_l", "musk", "PathOrchestra"}
-)  # fmt: skip
-"""Model names the authors' code builds ([F] models/pfm_seg_models.py get_PFM_model)."""
-AUTHORS_LORA_MODELS = frozenset(
-    {"uni_v1", "uni_v2", "virchow_v2", "gigapath", "virchow_v1", "phikon", "phikon_v2",
-     "hibou_l", "musk", "lunit_vits8", "midnight12k", "hoptimus_0", "hoptimus_1",
-     "patho3dmatrix-vision", "kaiko-vitl14", "conch_v1", "conch_v1_5"}
-)  # fmt: skip
-"""The authors' LoRA/DoRA whitelist ([F] models/lora.py and models/dora.py, identical):
-the `if pfm_name in [...]` list plus the `elif pfm_name == 'conch_v1_5'` branch."""
-
-
-def paper_adapts(record: Mapping[str, Any], name: str | None = None) -> bool:
-    """Whether the authors' code gives a model LoRA/DoRA adapters: a whitelisted name (names
-    the authors do not know are not checked) and attention of the type they replace."""
-    named = name is None or name not in AUTHORS_MODELS or name in AUTHORS_LORA_MODELS
-    return named and record["family"] in PAPER_ADAPTED_FAMILIES
 
 
 def paper_lora_init(encoder: nn.Module) -> None:

@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densebench.models.block_checkpointing import checkpointed
+from densebench.registry import strategy_problem
+
 FAMILY = "unet"
 """The registry `family` of UNet records (densebench.models.segmenter dispatches on it)."""
-DOWNSAMPLING = 16
-"""Total downsampling of the four poolings: inputs that are multiples of it need no padding."""
 
 
 class DoubleConv(nn.Module):
@@ -117,6 +118,9 @@ class UNet(nn.Module):
     Every parameter trains (from scratch); it has no backbone, no patch tokens and no adapters.
     """
 
+    CHECKPOINTED_STAGES = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4")
+    """The stages `grad_checkpointing` runs through densebench.models.checkpointing."""
+
     def __init__(
         self,
         num_classes: int,
@@ -132,6 +136,7 @@ class UNet(nn.Module):
         self.adapted_modules: list[str] = []  # none (what SegmentationModel's provenance lists)
         self.encoder_trains = True  # every parameter trains, the encoder half included
         self.keep_encoder_eval = False  # no frozen encoder to hold in eval mode
+        self.grad_checkpointing = False  # activation checkpointing of each stage
         self.inc = DoubleConv(in_channels, c)
         self.down1, self.down2 = Down(c, 2 * c), Down(2 * c, 4 * c)
         self.down3, self.down4 = Down(4 * c, 8 * c), Down(8 * c, self.bottleneck_channels)
@@ -152,26 +157,26 @@ class UNet(nn.Module):
             x = x.repeat(1, self.in_channels, 1, 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x1 = self.inc(x)
-        x2 = self.down1(x1)
-        x3 = self.down2(x2)
-        x4 = self.down3(x3)
-        x = self.up1(self.down4(x4), x4)
-        x = self.up2(x, x3)
-        x = self.up3(x, x2)
-        return self.outc(self.up4(x, x1))
+        x1 = self.stage(self.inc, x)
+        x2 = self.stage(self.down1, x1)
+        x3 = self.stage(self.down2, x2)
+        x4 = self.stage(self.down3, x3)
+        x = self.stage(self.up1, self.stage(self.down4, x4), x4)
+        x = self.stage(self.up2, x, x3)
+        x = self.stage(self.up3, x, x2)
+        return self.outc(self.stage(self.up4, x, x1))
+
+    def stage(self, module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+        """Run one stage, checkpointed when `grad_checkpointing` is on."""
+        return checkpointed(module, *args) if self.grad_checkpointing else module(*args)
 
 
 def check_strategy(model: str, strategy: str, record: Mapping[str, Any]) -> None:
-    """A UNet trains every parameter from scratch: only a plain `full` strategy applies."""
-    extras = [key for key in ("depth", "block_units") if key in record]
-    if record["encoder"] != "full" or record.get("decoder") != "standard" or extras:
-        raise ValueError(
-            f"model {model} is a UNet trained from scratch (every parameter trains, no "
-            f"pretrained encoder to freeze or adapt); strategy {strategy} (encoder "
-            f"{record['encoder']}, decoder {record.get('decoder')}) does not apply to it: "
-            "use strategy full"
-        )
+    """A UNet trains every parameter from scratch: only a plain `full` strategy applies
+    (densebench.registry.strategy_problem)."""
+    problem = strategy_problem(model, {"family": "unet"}, strategy, record)
+    if problem:
+        raise ValueError(problem)
 
 
 def build_unet(

@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -52,15 +53,22 @@ def hub_module() -> ModuleType:
     return huggingface_hub
 
 
-def is_pretrain(record: dict[str, Any]) -> bool:
+def is_pretrain(record: Mapping[str, Any]) -> bool:
     """Whether a registry record is a demo model pretrained by the workflow (`weights: pretrain`):
     its snapshot is made here (`densebench.models.pretrain`), nothing is downloaded."""
     return record.get("weights") == "pretrain"
 
 
-def is_random_init(record: dict[str, Any]) -> bool:
-    """Whether a registry record is a random-init demo model (nothing to download, no snapshot)."""
+def is_random_init(record: Mapping[str, Any]) -> bool:
+    """Whether a registry record is a random-init demo model (nothing to download, no snapshot):
+    `weights: random`, or neither a hub repo nor pretrained here."""
     return record.get("weights") == "random" or not (record.get("hf_repo") or is_pretrain(record))
+
+
+def needs_weights(record: Mapping[str, Any]) -> bool:
+    """Whether a model loads a weights snapshot (downloaded or pretrained here): the one test of
+    random initialisation, for the rules, the backbone builder and every family module."""
+    return not is_random_init(record)
 
 
 PRETRAIN_KEYS = ("seed", "images", "steps", "batch_size", "lr", "input_size")
@@ -304,6 +312,15 @@ def _manifest(
 
 
 # ---- checking a snapshot before loading ---------------------------------------------------
+
+
+def snapshot_manifest(folder: Path) -> dict[str, Any] | None:
+    """The SNAPSHOT.json of a weights folder, or None if there is none (yet) or it is unreadable
+    (the weights identity reads it: densebench.identity.weights_identity)."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def check_snapshot(model: str, weights_dir: Path) -> None:

@@ -18,12 +18,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from densebench.registry import SINGULAR
+
 if TYPE_CHECKING:
     import pandas as pd
 
 AXES: tuple[str, ...] = ("datasets", "models", "strategies")
-COLUMN: Mapping[str, str] = {"datasets": "dataset", "models": "model", "strategies": "strategy"}
-"""The tidy table's column of each axis."""
+COLUMN: Mapping[str, str] = SINGULAR
+"""The tidy table's column of each axis: the axis' singular (densebench.registry)."""
+NAMED_COLUMNS: tuple[str, ...] = (
+    "dataset",
+    "dataset_name",
+    "category",
+    "model",
+    "model_name",
+    "strategy",
+    "strategy_name",
+)
+"""The columns naming a cell in a report table: each axis' key and display name, the category."""
 MARK = "\u2020"
 """Appended to the display name of a model whose cells come from our runs in a merged table."""
 

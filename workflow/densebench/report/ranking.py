@@ -14,7 +14,10 @@ Both follow the authors' ``scripts/compute_stats.py`` (reference/protocol.md §6
 Only cells of the ``Grid`` enter. Each row carries the ``source`` of its cell(s): in a merged
 table our runs (a new model) are ranked beside the published cells by the same rules, and
 their models are marked (``Grid.marked``). Every table is written as CSV (registry keys beside
-display names), Markdown and LaTeX (``densebench.report.tables``).
+display names), Markdown and LaTeX (``densebench.report.formats``).
+
+``RANK_METRIC`` is the one definition of the metric the report ranks by; ``CATEGORIES`` the one
+order of the dataset categories.
 """
 
 from __future__ import annotations
@@ -23,25 +26,20 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from densebench.report import tables
+from densebench.report import formats
 from densebench.report.aggregate import headline_rows
-from densebench.report.grid import Grid
+from densebench.report.grid import NAMED_COLUMNS, Grid
 
 if TYPE_CHECKING:
     import pandas as pd
 
 RANK_METRIC = "Mean_Dice"
+"""The metric every ranking, best cell, Friedman test and default figure of the report uses."""
 CATEGORIES: tuple[str, ...] = ("nuclear", "gland", "tissue")
 """Dataset categories of the registry, in the leaderboard's column order."""
 SOTA_COLUMNS: tuple[str, ...] = (
     "source",
-    "dataset",
-    "dataset_name",
-    "category",
-    "model",
-    "model_name",
-    "strategy",
-    "strategy_name",
+    *NAMED_COLUMNS,
     "mean",
     "ci_lower",
     "ci_upper",
@@ -188,11 +186,11 @@ def rank_rows(ranks: pd.DataFrame, grid: Grid, style: str) -> tuple[list[str], l
         *(grid.name("strategies", s) for s in grid.strategies),
         *(c.capitalize() for c in CATEGORIES),
     ]
-    mark = tables.md_mark if style == "md" else tables.tex_mark
-    marks = {k: tables.emphasis([-float(v) for v in ranks[k]]) for k in keys}
+    mark = formats.md_mark if style == "md" else formats.tex_mark
+    marks = {k: formats.emphasis([-float(v) for v in ranks[k]]) for k in keys}
     rows = []
     for i, r in enumerate(ranks.to_dict("records")):
-        name = r["model_name"] if style == "md" else tables.latex_escape(r["model_name"])
+        name = r["model_name"] if style == "md" else formats.latex_escape(r["model_name"])
         cells = [mark(_num(r[k], 2), marks[k][i]) for k in keys]
         rows.append([str(i + 1), name, *cells])
     return header, rows
@@ -201,18 +199,28 @@ def rank_rows(ranks: pd.DataFrame, grid: Grid, style: str) -> tuple[list[str], l
 def write_summaries(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
     """Write ``dataset_sota`` and ``average_rank`` as CSV, Markdown and LaTeX; return paths."""
     out_dir = Path(out_dir)
-    sota, ranks = dataset_sota(table, grid), average_rank(table, grid)
+    paths = write_dataset_sota(table, grid, out_dir / "dataset_sota")
+    return paths + write_average_rank(table, grid, out_dir / "average_rank")
+
+
+def write_dataset_sota(table: pd.DataFrame, grid: Grid, stem: Path) -> list[Path]:
+    """Write the best-per-dataset table as ``<stem>.csv``, ``.md`` and ``.tex``."""
+    sota = dataset_sota(table, grid)
     header, rows = sota_rows(sota)
     title = f"Best {RANK_METRIC} per dataset"
-    paths = tables.write_text_table(
-        sota, header, rows, title, SOTA_NOTE, "tab:dataset-sota", out_dir / "dataset_sota"
+    return formats.write_text_table(
+        sota, header, rows, title, SOTA_NOTE, "tab:dataset-sota", Path(stem)
     )
+
+
+def write_average_rank(table: pd.DataFrame, grid: Grid, stem: Path) -> list[Path]:
+    """Write the average-rank leaderboard as ``<stem>.csv``, ``.md`` and ``.tex``."""
+    ranks = average_rank(table, grid)
     md_header, md_rows = rank_rows(ranks, grid, "md")
     _, tex_rows = rank_rows(ranks, grid, "tex")
-    paths += tables.write_formats(
+    return formats.write_formats(
         ranks,
-        tables.markdown(md_header, md_rows, "Average rank", RANK_NOTE),
-        tables.latex(md_header, tex_rows, f"Average rank. {RANK_NOTE}", "tab:average-rank"),
-        out_dir / "average_rank",
+        formats.markdown(md_header, md_rows, "Average rank", RANK_NOTE),
+        formats.latex(md_header, tex_rows, f"Average rank. {RANK_NOTE}", "tab:average-rank"),
+        Path(stem),
     )
-    return paths

@@ -1,8 +1,6 @@
-"""Significance statistics the paper lacks: Friedman/Nemenyi over models, paired bootstrap.
-
-**Friedman test and Nemenyi critical difference** (Demšar 2006, "Statistical comparisons of
-classifiers over multiple data sets", JMLR 7:1-30, §3.2.2), on the ``Mean_Dice`` mean
-(``boot_mean``) of the tidy table's headline rows inside the ``Grid``:
+"""The Friedman test and Nemenyi critical difference (Demšar 2006, JMLR 7:1-30, §3.2.2; the
+paper lacks them) and their tables, on the ``RANK_METRIC`` mean (``boot_mean``) of the headline
+rows inside the ``Grid`` (paired bootstrap: ``report.paired``; diagram: ``figures.cd_diagram``):
 
 - treatments = the grid's k models; blocks = the (dataset, strategy) pairs where *every* grid
   model has a value. A pair with some but not all models is dropped and counted
@@ -25,79 +23,31 @@ classifiers over multiple data sets", JMLR 7:1-30, §3.2.2), on the ``Mean_Dice`
   differ by less than CD (the thick bars of the CD diagram); a model in no longer run forms a
   clique alone, so every model is in at least one. ``groups`` labels them a, b, ... (models that
   share a letter do not differ significantly).
-
-**Paired bootstrap** of reproduced runs (protocol §5): the runs of one dataset score the same
-test images, so each run's replicate values of a headline metric are computed under the same
-image indices ``bootstrap_indices(N, replicates, seed)`` (``replicate_matrices`` and
-``compute_metrics_batch`` of ``densebench.evaluate``; the replicate mean is the run's
-``boot_mean``). For a pair (a, b) the per-replicate difference d = a - b gives the mean
-difference, the 95% percentile interval (``np.percentile``, linear, as the published CIs) and
-the two-sided bootstrap p = min(1, 2 min(P(d <= 0), P(d >= 0))); p = 0 means no replicate on one
-side (p < 2 / replicates). ``significant``: the interval excludes 0. ``p_holm`` adjusts p by
-Holm's step-down within each (dataset, comparison) family. Pairs: every two models within each
-strategy ("models"), every two strategies within each model ("strategies"); a is the one listed
-first (grid order when a grid is given, else the order of the mapping).
 """
 
 from __future__ import annotations
 
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from densebench.atomic import write_table, write_text
-from densebench.evaluate.bootstrap import replicate_matrices
-from densebench.evaluate.confusion import load_confusion, run_keys
-from densebench.evaluate.metrics import METRICS, check_definitions, compute_metrics_batch
+from densebench.report.formats import format_p, latex_escape, p_relation, tex_p
 from densebench.report.grid import Grid
-from densebench.report.ranking import metric_cells
-from densebench.report.tables import latex_escape
+from densebench.report.ranking import RANK_METRIC, metric_cells
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
-RANK_METRIC = "Mean_Dice"
 ALPHA = 0.05
-CI_PERCENTILES: tuple[float, float] = (2.5, 97.5)
 FRIEDMAN_FILES: tuple[str, ...] = ("friedman.csv", "friedman.md", "friedman.tex")
-PAIRED_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "comparison",
-    "a_model",
-    "a_strategy",
-    "b_model",
-    "b_strategy",
-    "mean_diff",
-    "ci_lower",
-    "ci_upper",
-    "p_value",
-    "significant",
-    "n_images",
-    "replicates",
-    "seed",
-    "p_holm",
-    "metric",
-    "definitions",
-    "exclude_background",
-)
-CD_WIDTH_IN = 7.0
-
 Block = tuple[str, str]
 """A Friedman block: (dataset, strategy)."""
-Run = tuple[str, str]
-"""A run of one dataset: (model, strategy)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Friedman test and Nemenyi critical difference
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -193,14 +143,6 @@ def block_ranks(values: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
     return rankdata(-np.asarray(values, dtype=np.float64), method="average", axis=1)
-
-
-def friedman_ranks(table: pd.DataFrame, grid: Grid, metric: str = RANK_METRIC) -> pd.DataFrame:
-    """Block x model ranks (1 = best, ties averaged) over the complete blocks, grid order."""
-    import pandas as pd
-
-    values, _ = _complete_blocks(table, grid, metric)
-    return pd.DataFrame(block_ranks(values.to_numpy()), index=values.index, columns=values.columns)
 
 
 def friedman_statistic(ranks: np.ndarray) -> tuple[float, float]:
@@ -354,33 +296,20 @@ def friedman_table(result: FriedmanResult, grid: Grid) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(**summary)
 
 
-def _p(value: float) -> str:
-    """A p-value: 4 decimals, scientific below 1e-4."""
-    if math.isnan(value):
-        return "n/a"
-    if value == 0:
-        return "< 1e-300"
-    return f"{value:.4f}" if value >= 1e-4 else f"{value:.2e}"
-
-
 def friedman_summary(result: FriedmanResult) -> str:
     """The test in one sentence: chi2_F, df, p, Iman-Davenport F, CD, N blocks, dropped."""
     df1, df2 = result.iman_davenport_df
-    p = _p(result.p_value)
-    fp = _p(result.iman_davenport_p)
+    p = format_p(result.p_value)
+    fp = format_p(result.iman_davenport_p)
     return (
         f"Friedman test on {result.metric} over N = {result.n_blocks} (dataset, strategy) blocks "
         f"and k = {result.k} models ({result.dropped_blocks} incomplete block(s) dropped): "
-        f"chi2_F = {result.statistic:.2f} (df = {result.df}), p {_rel(p)}; Iman-Davenport "
-        f"F_F = {result.iman_davenport:.2f} (df = {df1}, {df2}), p {_rel(fp)}. Nemenyi critical "
-        f"difference CD = {result.cd:.3f} at alpha = {result.alpha:g} "
+        f"chi2_F = {result.statistic:.2f} (df = {result.df}), p {p_relation(p)}; "
+        f"Iman-Davenport F_F = {result.iman_davenport:.2f} (df = {df1}, {df2}), "
+        f"p {p_relation(fp)}. Nemenyi critical difference CD = {result.cd:.3f} "
+        f"at alpha = {result.alpha:g} "
         f"(q_alpha = {result.q_alpha:.3f})."
     )
-
-
-def _rel(p: str) -> str:
-    """'= p' or '< bound' for a formatted p-value."""
-    return p if p.startswith("<") else f"= {p}"
 
 
 def friedman_markdown(result: FriedmanResult, grid: Grid) -> str:
@@ -411,18 +340,6 @@ def friedman_markdown(result: FriedmanResult, grid: Grid) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tex_p(value: float) -> str:
-    """A p-value in LaTeX math: '= 0.0123', '= 1.2 \\times 10^{-5}' or '< 10^{-300}'."""
-    if math.isnan(value):
-        return r"= \text{n/a}"
-    if value == 0:
-        return "< 10^{-300}"
-    if value >= 1e-4:
-        return f"= {value:.4f}"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return rf"= {mantissa} \times 10^{{{int(exponent)}}}"
-
-
 def friedman_latex(result: FriedmanResult, grid: Grid) -> str:
     """The per-model table as a booktabs LaTeX table with the test in its caption."""
     rows = friedman_table(result, grid).to_dict("records")
@@ -432,8 +349,8 @@ def friedman_latex(result: FriedmanResult, grid: Grid) -> str:
         f"(dataset, strategy) blocks and $k = {result.k}$ models "
         f"({result.dropped_blocks} incomplete blocks dropped): "
         f"$\\chi^2_F = {result.statistic:.2f}$ (df $= {result.df}$), "
-        f"$p {_tex_p(result.p_value)}$; Iman--Davenport $F_F = {result.iman_davenport:.2f}$ "
-        f"(df $= {df1}, {df2}$), $p {_tex_p(result.iman_davenport_p)}$. Nemenyi critical "
+        f"$p {tex_p(result.p_value)}$; Iman--Davenport $F_F = {result.iman_davenport:.2f}$ "
+        f"(df $= {df1}, {df2}$), $p {tex_p(result.iman_davenport_p)}$. Nemenyi critical "
         f"difference $\\mathrm{{CD}} = {result.cd:.3f}$ at $\\alpha = {result.alpha:g}$. Models "
         "sharing a group letter do not differ significantly."
     )
@@ -480,375 +397,3 @@ def write_friedman(
     write_text(friedman_markdown(result, grid), md)
     write_text(friedman_latex(result, grid), tex)
     return [csv, md, tex]
-
-
-def _pack(spans: Sequence[tuple[float, float]], gap: float) -> list[int]:
-    """Line index of each (start, end) span, packing non-overlapping spans onto shared lines."""
-    ends: list[float] = []
-    lines = []
-    for start, end in spans:
-        for i, last in enumerate(ends):
-            if start > last + gap:
-                ends[i] = end
-                lines.append(i)
-                break
-        else:
-            ends.append(end)
-            lines.append(len(ends) - 1)
-    return lines
-
-
-def cd_figure(result: FriedmanResult, grid: Grid) -> Figure:
-    """Demšar's critical-difference diagram of a Friedman result (black on white, 7 in wide)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    k = result.k
-    width, margin = CD_WIDTH_IN, 1.95
-    left, right = margin, CD_WIDTH_IN - margin
-
-    def x(rank: float) -> float:
-        return left + (rank - 1) / max(k - 1, 1) * (right - left)
-
-    y_axis, step = 0.95, 0.2
-    spans = [
-        (x(result.average_ranks[c[0]]), x(result.average_ranks[c[-1]])) for c in result.cliques
-    ]
-    bars = [(s, e) for s, e in spans if e > s]
-    lines = _pack(bars, 0.08)
-    y_cliques = [y_axis + 0.15 + i * 0.1 for i in lines]
-    y_models = max(y_cliques, default=y_axis) + 0.22
-    models = list(result.average_ranks)
-    n_left = math.ceil(k / 2)
-    height = y_models + max(n_left - 1, k - n_left - 1, 0) * step + 0.25
-
-    fig = Figure(figsize=(width, height), dpi=150)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    ax.set_axis_off()
-    line = {"color": "black", "linewidth": 1.0, "solid_capstyle": "butt"}
-    ax.plot([left, right], [y_axis, y_axis], **line)
-    label_every = 1 if k <= 20 else math.ceil(k / 20)
-    for r in range(1, k + 1):
-        ax.plot([x(r), x(r)], [y_axis, y_axis - 0.08], **line)
-        if (r - 1) % label_every == 0 or r == k:
-            ax.text(x(r), y_axis - 0.11, str(r), ha="center", va="bottom", fontsize=8)
-    for r in np.arange(1.5, k, 1.0):
-        ax.plot([x(r), x(r)], [y_axis, y_axis - 0.04], **line)
-    cd_end = left + result.cd / max(k - 1, 1) * (right - left)
-    ax.plot([left, cd_end], [0.45, 0.45], color="black", linewidth=1.5)
-    for end in (left, cd_end):
-        ax.plot([end, end], [0.40, 0.50], **line)
-    ax.text(
-        (left + cd_end) / 2, 0.37, f"CD = {result.cd:.2f}", ha="center", va="bottom", fontsize=8
-    )
-    title = (
-        f"{result.metric.replace('_', ' ')}: Friedman p {_rel(_p(result.p_value))}, "
-        f"N = {result.n_blocks} blocks, Nemenyi alpha = {result.alpha:g}"
-    )
-    ax.text(width / 2, 0.08, title, ha="center", va="top", fontsize=8)
-    for (start, end), y in zip(bars, y_cliques, strict=True):
-        ax.plot([start - 0.03, end + 0.03], [y, y], color="black", linewidth=3.0)
-    for i, model in enumerate(models):
-        rank = result.average_ranks[model]
-        on_left = i < n_left
-        y = y_models + (i if on_left else k - 1 - i) * step
-        edge = left - 0.12 if on_left else right + 0.12
-        ax.plot([x(rank), x(rank), edge], [y_axis, y, y], color="0.25", linewidth=0.8)
-        ax.text(
-            edge - 0.05 if on_left else edge + 0.05,
-            y,
-            f"{grid.name('models', model)} ({rank:.2f})",
-            ha="right" if on_left else "left",
-            va="center",
-            fontsize=8,
-            gid=f"model:{model}",
-        )
-    return fig
-
-
-def build_cd_diagram(
-    table: pd.DataFrame, grid: Grid, alpha: float = ALPHA, metric: str = RANK_METRIC
-) -> Figure:
-    """The critical-difference diagram of the Friedman test on the table (a figure saying why
-    where the test cannot run)."""
-    reason = friedman_applicable(table, grid, metric)
-    if reason is not None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(CD_WIDTH_IN, 1.5))
-        fig.text(0.5, 0.5, f"Critical-difference diagram not applicable:\n{reason}", ha="center")
-        return fig
-    return cd_figure(friedman_test(table, grid, alpha, metric), grid)
-
-
-# --------------------------------------------------------------------------------------------
-# Paired bootstrap of reproduced runs on the same test images
-# --------------------------------------------------------------------------------------------
-
-
-def replicate_values(
-    path: Path,
-    replicates: int,
-    seed: int,
-    metric: str = RANK_METRIC,
-    definitions: str = "paper",
-    exclude_background: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(sample_ids, the (replicates,) values of ``metric``) of a run's bootstrap replicates."""
-    check_definitions(definitions, exclude_background)
-    if metric not in METRICS:
-        raise ValueError(f"unknown headline metric {metric!r}; one of {list(METRICS)}")
-    if replicates < 1:
-        raise ValueError(f"replicates must be >= 1, got {replicates}")
-    matrices, sample_ids, _ = load_confusion(Path(path))
-    try:
-        summed = replicate_matrices(matrices, replicates, seed)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
-    options = {"definitions": definitions, "exclude_background": exclude_background}
-    return sample_ids, compute_metrics_batch(summed, **options)[metric]
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float | bool]:
-    """Mean, 95% percentile CI, two-sided bootstrap p and significance of a - b per replicate."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    d = d[~np.isnan(d)]
-    if d.size == 0:
-        nan = math.nan
-        return {
-            "mean_diff": nan,
-            "ci_lower": nan,
-            "ci_upper": nan,
-            "p_value": nan,
-            "significant": False,
-        }
-    lower, upper = np.percentile(d, CI_PERCENTILES)
-    p_value = min(1.0, 2.0 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0))))
-    return {
-        "mean_diff": float(np.mean(d)),
-        "ci_lower": float(lower),
-        "ci_upper": float(upper),
-        "p_value": p_value,
-        "significant": bool(lower > 0 or upper < 0),
-    }
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN stays NaN and does not count)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    idx = np.flatnonzero(~np.isnan(p))
-    order = idx[np.argsort(p[idx], kind="stable")]
-    m = order.size
-    running = 0.0
-    for i, j in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[j]))
-        out[j] = running
-    return out
-
-
-def _ordered(keys: Sequence[str], order: Sequence[str] | None) -> list[str]:
-    """Unique keys in ``order`` (unknown ones after, first seen first)."""
-    unique = list(dict.fromkeys(keys))
-    if order is None:
-        return unique
-    head = [k for k in order if k in unique]
-    return head + [k for k in unique if k not in head]
-
-
-def _check_keys(path: Path, dataset: str, model: str, strategy: str) -> None:
-    """Raise ValueError when the file's stored run keys are not the run it was given for."""
-    try:
-        stored = run_keys(path)
-    except KeyError:  # a file without run keys: nothing to check
-        return
-    given = {"dataset": dataset, "model": model, "strategy": strategy}
-    if stored != given:
-        raise ValueError(f"{path}: confusion file of run {stored}, given as {given}")
-
-
-def paired_bootstrap(
-    confusions: Mapping[Run, Path],
-    dataset: str,
-    replicates: int,
-    seed: int,
-    *,
-    metric: str = RANK_METRIC,
-    definitions: str = "paper",
-    exclude_background: bool = False,
-    grid: Grid | None = None,
-) -> pd.DataFrame:
-    """Paired bootstrap differences of one dataset's runs ((model, strategy) -> confusion file).
-
-    Every run must hold the same sample_ids in the same order (else ValueError naming both
-    files). Rows: the "models" pairs of each strategy, then the "strategies" pairs of each
-    model, ``PAIRED_COLUMNS``; p_holm adjusts within each comparison kind.
-    """
-    import pandas as pd
-
-    values: dict[Run, np.ndarray] = {}
-    first: tuple[Path, np.ndarray] | None = None
-    for (model, strategy), path in confusions.items():
-        path = Path(path)
-        _check_keys(path, dataset, model, strategy)
-        ids, vals = replicate_values(
-            path, replicates, seed, metric, definitions, exclude_background
-        )
-        if first is None:
-            first = (path, ids)
-        elif len(ids) != len(first[1]) or not np.array_equal(ids, first[1]):
-            raise ValueError(
-                f"{path} and {first[0]} do not hold the same test images in the same order "
-                f"({len(ids)} vs {len(first[1])} sample_ids); a paired bootstrap needs them equal"
-            )
-        values[(model, strategy)] = vals
-    models = _ordered([m for m, _ in values], grid.models if grid else None)
-    strategies = _ordered([s for _, s in values], grid.strategies if grid else None)
-    pairs: list[tuple[str, Run, Run]] = []
-    for s in strategies:
-        held = [m for m in models if (m, s) in values]
-        pairs += [("models", (a, s), (b, s)) for a, b in combinations(held, 2)]
-    for m in models:
-        held = [s for s in strategies if (m, s) in values]
-        pairs += [("strategies", (m, a), (m, b)) for a, b in combinations(held, 2)]
-    common = {
-        "n_images": 0 if first is None else len(first[1]),
-        "replicates": int(replicates),
-        "seed": int(seed),
-    }
-    rows = [
-        {
-            "dataset": dataset,
-            "comparison": kind,
-            "a_model": a[0],
-            "a_strategy": a[1],
-            "b_model": b[0],
-            "b_strategy": b[1],
-            **paired_difference(values[a], values[b]),
-            **common,
-        }
-        for kind, a, b in pairs
-    ]
-    frame = pd.DataFrame(rows, columns=list(PAIRED_COLUMNS[:14]))
-    frame["p_holm"] = np.nan
-    for _, part in frame.groupby("comparison", sort=False):
-        frame.loc[part.index, "p_holm"] = holm(part["p_value"].to_numpy())
-    frame = frame.assign(
-        metric=metric, definitions=definitions, exclude_background=bool(exclude_background)
-    )
-    return frame.astype({"significant": bool})
-
-
-def paired_bootstrap_files(
-    paths: Sequence[Path],
-    replicates: int,
-    seed: int,
-    *,
-    metric: str = RANK_METRIC,
-    definitions: str = "paper",
-    exclude_background: bool = False,
-    grid: Grid | None = None,
-) -> pd.DataFrame:
-    """Paired bootstrap of confusion files grouped by the dataset of their stored run keys."""
-    import pandas as pd
-
-    by_dataset: dict[str, dict[Run, Path]] = {}
-    for path in map(Path, paths):
-        keys = run_keys(path)
-        runs = by_dataset.setdefault(keys["dataset"], {})
-        run = (keys["model"], keys["strategy"])
-        if run in runs:
-            raise ValueError(f"{path} and {runs[run]}: two confusion files of run {keys}")
-        runs[run] = path
-    options = {
-        "metric": metric,
-        "definitions": definitions,
-        "exclude_background": exclude_background,
-        "grid": grid,
-    }
-    datasets = _ordered(list(by_dataset), grid.datasets if grid else None)
-    frames = [paired_bootstrap(by_dataset[d], d, replicates, seed, **options) for d in datasets]
-    if not frames:
-        return pd.DataFrame({c: [] for c in PAIRED_COLUMNS})
-    return pd.concat(frames, ignore_index=True)
-
-
-def _named(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
-    """The paired table with display names beside the keys."""
-    out = frame.copy()
-    names = {
-        "dataset": "datasets",
-        "a_model": "models",
-        "a_strategy": "strategies",
-        "b_model": "models",
-        "b_strategy": "strategies",
-    }
-    for column, axis in reversed(names.items()):
-        at = out.columns.get_loc(column) + 1
-        out.insert(at, f"{column}_name", [grid.name(axis, str(k)) for k in out[column]])
-    return out
-
-
-def _num(value: float, digits: int = 4) -> str:
-    """A number to ``digits`` decimals, "n/a" when missing."""
-    return "n/a" if value is None or math.isnan(float(value)) else f"{float(value):.{digits}f}"
-
-
-def paired_markdown(frame: pd.DataFrame, grid: Grid) -> str:
-    """The paired differences as Markdown: per dataset, models per strategy, then strategies."""
-    named = _named(frame, grid)
-    metric = str(frame["metric"].iloc[0]) if len(frame) else RANK_METRIC
-    lines = [f"# Paired bootstrap differences of {metric}", ""]
-    heads = {
-        "models": ("Models within each strategy", "Strategy", "a_strategy_name", "model"),
-        "strategies": ("Strategies within each model", "Model", "a_model_name", "strategy"),
-    }
-    for _, part in named.groupby("dataset", sort=False):
-        rec0 = part.iloc[0]
-        lines += [
-            f"## {rec0['dataset_name']}",
-            "",
-            f"{int(rec0['n_images'])} test images, {int(rec0['replicates'])} replicates, "
-            f"seed {int(rec0['seed'])}.",
-            "",
-        ]
-        for kind, (title, within, within_col, axis) in heads.items():
-            rows = part[part["comparison"] == kind]
-            if rows.empty:
-                continue
-            lines += [
-                f"### {title}",
-                "",
-                f"| {within} | A | B | Δ (A - B) [95% CI] | p | p (Holm) | Significant |",
-                "|---|---|---|---:|---:|---:|:---:|",
-            ]
-            for r in rows.to_dict("records"):
-                cells = [
-                    r[within_col],
-                    r[f"a_{axis}_name"],
-                    r[f"b_{axis}_name"],
-                    f"{_num(r['mean_diff'])} [{_num(r['ci_lower'])}, {_num(r['ci_upper'])}]",
-                    _p(r["p_value"]) if r["p_value"] != 0 else "0",
-                    _p(r["p_holm"]) if r["p_holm"] != 0 else "0",
-                    "yes" if r["significant"] else "no",
-                ]
-                lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-            lines.append("")
-    lines.append(
-        "Δ: mean over the bootstrap replicates (the same test-image draws for every run of a "
-        "dataset) of A - B, with the 2.5th/97.5th percentiles; p: two-sided bootstrap p-value "
-        "(0: no replicate on one side); p (Holm): adjusted within each dataset and comparison "
-        "kind; significant: the interval excludes 0."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def write_paired(frame: pd.DataFrame, grid: Grid, csv: Path, md: Path) -> list[Path]:
-    """Write the paired table as CSV (keys and display names) and Markdown; return the paths."""
-    write_table(_named(frame, grid), Path(csv))
-    write_text(paired_markdown(frame, grid), Path(md))
-    return [Path(csv), Path(md)]

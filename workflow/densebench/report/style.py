@@ -45,16 +45,7 @@ STRATEGY_ORDER: tuple[str, ...] = (
     "black",
 )
 """Okabe-Ito colours given to strategies in grid order (the first five for the paper's five)."""
-MODEL_ORDER: tuple[str, ...] = (
-    "blue",
-    "orange",
-    "bluish_green",
-    "vermillion",
-    "reddish_purple",
-    "sky_blue",
-    "black",
-    "yellow",
-)
+MODEL_ORDER: tuple[str, ...] = (*STRATEGY_ORDER[:6], "black", "yellow")
 """Okabe-Ito colours cycled over the models in grid order."""
 MODEL_MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X")
 """Marker shapes cycled over the models (7, coprime with the 8 colours)."""

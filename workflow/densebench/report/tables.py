@@ -14,6 +14,8 @@ unrounded means (every metric here is higher-is-better; equal best values are al
 - ``strategy_comparison``: per strategy the mean ``Mean_Dice`` over its cells, overall and per
   dataset category, and how often it is the best strategy of a (dataset, model) pair.
 - ``model_cards`` / ``dataset_cards``: the paper's Tables A1 / B1 from the registry records.
+
+The Markdown/LaTeX helpers they share are ``densebench.report.formats``.
 """
 
 from __future__ import annotations
@@ -23,132 +25,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from densebench.atomic import write_table, write_text
 from densebench.evaluate.metrics import METRICS
 from densebench.report.aggregate import headline_rows
+from densebench.report.formats import (
+    ci_cell,
+    emphasis,
+    latex,
+    latex_escape,
+    markdown,
+    md_mark,
+    tex_mark,
+    write_formats,
+    write_text_table,
+)
 from densebench.report.grid import Grid
+from densebench.report.ranking import CATEGORIES, RANK_METRIC
 
 if TYPE_CHECKING:
     import pandas as pd
 
-RANK_METRIC = "Mean_Dice"
 CLASS_METRIC = "Dice"
 """The per-class metric the Markdown and LaTeX per-class tables show."""
-CATEGORIES: tuple[str, ...] = ("nuclear", "gland", "tissue")
-FORMATS: tuple[str, ...] = ("csv", "md", "tex")
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\u2020": r"\textsuperscript{\dag}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (and the dagger mark) in plain text."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def emphasis(values: Sequence[float]) -> list[str]:
-    """Per value "best", "second" or "" by the unrounded values (NaN: ""; ties share a rank)."""
-    present = sorted({v for v in values if not math.isnan(v)}, reverse=True)
-    rank = {v: name for v, name in zip(present, ("best", "second"), strict=False)}
-    return [rank.get(v, "") if not math.isnan(v) else "" for v in values]
-
-
-def ci_cell(mean: float, lower: float, upper: float, digits: int = 3) -> str:
-    """``0.812 [0.781, 0.843]``; "n/a" when missing."""
-    if any(math.isnan(float(v)) for v in (mean, lower, upper)):
-        return "n/a"
-    return f"{mean:.{digits}f} [{lower:.{digits}f}, {upper:.{digits}f}]"
-
-
-def md_mark(text: str, mark: str) -> str:
-    """Markdown emphasis of a cell: bold best, underlined second."""
-    return {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(mark, text)
-
-
-def tex_mark(text: str, mark: str) -> str:
-    """LaTeX emphasis of a cell: bold best, underlined second."""
-    return {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(mark, text)
-
-
-def _numeric(cell: str) -> bool:
-    """Whether a cell shows a number (possibly marked, with a CI, or n/a)."""
-    text = cell.replace("**", "").replace("<u>", "").replace("</u>", "").strip()
-    head = text.split(" ")[0].rstrip("%")
-    if head in ("n/a", ""):
-        return True
-    try:
-        float(head)
-    except ValueError:
-        return False
-    return True
-
-
-def markdown(header: Sequence[str], rows: Sequence[Sequence[str]], title: str, note: str) -> str:
-    """A Markdown document: title, table (numeric columns right-aligned, text left), note."""
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |"]
-    numeric = [all(_numeric(row[i]) for row in rows) for i in range(len(header))]
-    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join([*lines, "", note]) + "\n"
-
-
-def latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str, label: str) -> str:
-    """A booktabs ``table`` (cells already escaped/marked; the header is escaped here)."""
-    spec = "l" + "r" * (len(header) - 1)
-    lines = [
-        "\\begin{table}[ht]",
-        "\\centering",
-        "\\small",
-        f"\\caption{{{latex_escape(caption)}}}",
-        f"\\label{{{label}}}",
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\toprule",
-        " & ".join(latex_escape(h) for h in header) + " \\\\",
-        "\\midrule",
-        *(" & ".join(row) + " \\\\" for row in rows),
-        "\\bottomrule",
-        "\\end{tabular}",
-        "\\end{table}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def write_formats(frame: pd.DataFrame, md: str, tex: str, stem: Path) -> list[Path]:
-    """Write ``<stem>.csv``, ``.md`` and ``.tex`` atomically; return the paths."""
-    paths = [stem.with_name(f"{stem.name}.{ext}") for ext in FORMATS]
-    write_table(frame, paths[0])
-    write_text(md, paths[1])
-    write_text(tex, paths[2])
-    return paths
-
-
-def write_text_table(
-    frame: pd.DataFrame,
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    title: str,
-    note: str,
-    label: str,
-    stem: Path,
-) -> list[Path]:
-    """Write a table of plain text cells (no marks) as CSV (``frame``), Markdown and LaTeX
-    (cells escaped, caption = title and note)."""
-    md = markdown(header, rows, title, note)
-    tex_rows = [[latex_escape(c) for c in row] for row in rows]
-    tex = latex(header, tex_rows, f"{title}. {note}", label)
-    return write_formats(frame, md, tex, stem)
 
 
 def _marked_cells(

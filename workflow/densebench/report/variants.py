@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from densebench.report import style
 from densebench.report.ablations import ci_errorbar, dataset_panels
+from densebench.report.formats import ci_cell, write_text_table
 from densebench.report.grid import Grid
 from densebench.report.ranking import RANK_METRIC, metric_cells
-from densebench.report.tables import ci_cell, write_text_table
 from densebench.variants import Variant
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def build_baseline_figure(
 ) -> Figure:
     """Figure 3 (per dataset a box per strategy of the PFMs) with the baseline's ``metric`` as
     a dashed reference line and its CI as a band."""
-    from densebench.report.figures import build_figure3
+    from densebench.report.figures.boxes import build_figure3
 
     ours = variant_cells(baseline, metric)
     fig = build_figure3(pfms, grid, metric)

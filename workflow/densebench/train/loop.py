@@ -27,14 +27,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from densebench import __version__
 from densebench.atomic import atomic_output, remove_stale_in, write_text
-from densebench.data.dataset import SegmentationSplit, epoch_order
+from densebench.data.dataset import SegmentationSplit
+from densebench.data.loader import device_batch, make_loader
 from densebench.evaluate.predict import confusion_matrices
+from densebench.gpu_plan import gpu_plan, retry_note, run_name
+from densebench.models.checkpointing import enable_checkpointing
 from densebench.models.segmenter import (
-    SegmentationModel,
     Segmenter,
     backbone_fingerprint,
     build_model,
@@ -42,75 +44,46 @@ from densebench.models.segmenter import (
     load_trainable_state,
     trainable_state,
 )
-from densebench.spec import Execution, RunSpec
+from densebench.runtime import amp_dtype, autocast, configure_torch
+from densebench.spec import RunSpec
+from densebench.train.checkpoints import CheckpointClock, StopRequested, StopSignals, host_copy
 from densebench.train.losses import dice_loss
-from densebench.train.runtime import amp_dtype, autocast, configure_torch
 from densebench.train.schedule import cosine_period, lr_at
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_mIoU", "images_per_s", "epoch_s", "eta_s")
 """Columns of the per-epoch training log."""
 
 
-class EpochSampler(Sampler):
-    """Yields (epoch, position) keys: the epoch's seeded order, or the plain order."""
-
-    def __init__(self, n: int, seed: int, shuffle: bool):
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch to iterate (workers see it through the keys)."""
-        self.epoch = epoch
-
-    def __iter__(self):
-        order = epoch_order(self.n, self.seed, self.epoch) if self.shuffle else range(self.n)
-        return iter([(self.epoch, k) for k in order])
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def loader_workers(num_workers: int | None, threads: int) -> int:
-    """Data-loading workers: the configured number, or (null = auto) one per CPU the job was
-    given beyond the main process (threads - 1). Results do not depend on it (per-sample seeds)."""
-    return max(threads - 1, 0) if num_workers is None else int(num_workers)
-
-
-def make_loader(
-    data: SegmentationSplit, spec: RunSpec, shuffle: bool, device, threads: int = 1
-) -> DataLoader:
-    """A loader whose workers persist across epochs and open the store lazily."""
-    cfg = spec.train
-    workers = loader_workers(cfg.execution.num_workers, threads)
-    sampler = EpochSampler(len(data), int(cfg.seed), shuffle)
-    return DataLoader(
-        data,
-        batch_size=int(cfg.batch_size),
-        sampler=sampler,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
-    )
-
-
 class Trainer:
     """The optimisation state of one run and its train / validation steps."""
 
-    def __init__(self, model: Segmenter, spec: RunSpec, device: torch.device):
+    def __init__(
+        self,
+        model: Segmenter,
+        spec: RunSpec,
+        device: torch.device,
+        checkpointing: bool = False,
+        signals: StopSignals | None = None,
+    ):
         cfg = spec.train
-        self.model, self.spec, self.device = model, spec, device
+        self.model, self.spec, self.device, self.signals = model, spec, device, signals
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.dtype = amp_dtype(device, spec.fixes["bf16_autocast"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         self.clip = float(cfg.grad_clip_norm)
         self.forward = model
+        self.checkpointed = enable_checkpointing(model, spec.model) if checkpointing else []
         if device.type == "cuda":
-            prepare_for_gpu(model, cfg.execution)
+            if cfg.execution.channels_last:
+                model.use_channels_last()
             if cfg.execution.compile:
                 self.forward = torch.compile(model)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimisation step; returns the (detached) loss without a device sync."""
+        if self.signals is not None:
+            self.signals.check()  # a stop signal abandons the epoch before the next step
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.dtype):
             logits = self.forward(x)
@@ -129,9 +102,9 @@ class Trainer:
         torch.manual_seed(int(self.spec.train.seed) * 1000 + epoch)  # drop-path etc.
         loader.sampler.set_epoch(epoch)
         self.model.train()
+        data = loader.dataset
         losses = [
-            self.step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
-            for x, y in loader
+            self.step(*device_batch(batch, self.device, data.mean, data.std)) for batch in loader
         ]
         return float(torch.stack(losses).mean())
 
@@ -143,10 +116,12 @@ class Trainer:
         self.model.eval()
         c = self.spec.num_classes
         total = torch.zeros(c, c, dtype=torch.int64, device=self.device)
-        for x, y in loader:
+        data = loader.dataset
+        for batch in loader:
+            x, y = device_batch(batch, self.device, data.mean, data.std)
             with autocast(self.device, self.dtype):
-                pred = self.forward(x.to(self.device)).argmax(1)
-            matrices = confusion_matrices(pred, y.to(self.device), c, self.spec.ignore_index)
+                pred = self.forward(x).argmax(1)
+            matrices = confusion_matrices(pred, y, c, self.spec.ignore_index)
             total += matrices.sum(0)
         return float(compute_metrics(total.cpu().numpy())["mIoU"])
 
@@ -158,21 +133,6 @@ class Trainer:
         """Restore optimizer and scaler state."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-
-
-def prepare_for_gpu(model: Segmenter, execution: Execution) -> None:
-    """channels_last for the convolutional parts; checkpointing in a trainable encoder (a
-    PFM's: the UNet baseline has no transformer encoder to checkpoint)."""
-    if execution.channels_last:
-        model.use_channels_last()
-    if not isinstance(model, SegmentationModel):
-        return
-    if execution.grad_checkpointing and model.encoder_trains:
-        encoder = model.backbone.encoder
-        if hasattr(encoder, "set_grad_checkpointing"):  # timm
-            encoder.set_grad_checkpointing(True)
-        elif hasattr(encoder, "gradient_checkpointing_enable"):  # transformers
-            encoder.gradient_checkpointing_enable()
 
 
 def write_log(rows: list[dict], path: Path) -> None:
@@ -196,56 +156,134 @@ def train_run(
     out_dir: Path,
     weights_dir: Path | None = None,
     threads: int = 1,
+    attempt: int = 1,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one run into out_dir (best.pt, train_log.csv, provenance.json; last.pt resumes)."""
+    """Train one run into out_dir (best.pt, train_log.csv, provenance.json; last.pt resumes).
+
+    `attempt` and the site `policy` (config `resources`) decide activation checkpointing and
+    the GPU class the job was given (densebench.gpu_plan.gpu_plan). A stop signal saves the
+    last completed epoch and exits with 128 + its number; running out of GPU memory exits with
+    one line naming the run, the estimate, the card and what the retry will change.
+    """
     cfg = spec.train
-    seed, epochs = int(cfg.seed), int(cfg.epochs)
-    device = configure_torch(seed, threads)
+    seed = int(cfg.seed)
+    device = configure_torch(seed, threads, cfg.execution.deterministic_algorithms)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_in(out_dir)
+    plan = gpu_plan(spec, "train", attempt, policy)
+    print(f"attempt {attempt}: {plan.note()}", flush=True)
     norm, size = spec.normalisation, spec.input_size
     train_data = SegmentationSplit(store, "train", size, norm.mean, norm.std, True, seed)
     val_data = SegmentationSplit(store, "val", size, norm.mean, norm.std, False, seed)
     model = build_model(spec, weights_dir).to(device)
     fingerprint = backbone_fingerprint(model)
-    trainer = Trainer(model, spec, device)
-    state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_state": None, "log": []}
-    last = out_dir / "last.pt"
-    if last.exists():
-        state = resume(last, model, trainer, spec) or state
-    train_loader = make_loader(train_data, spec, True, device, threads)
-    val_loader = make_loader(val_data, spec, False, device, threads)
+    with StopSignals() as signals:
+        trainer = Trainer(model, spec, device, plan.checkpointing, signals)
+        if trainer.checkpointed:
+            print(f"activation checkpointing in: {', '.join(trainer.checkpointed)}", flush=True)
+        state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_state": None, "log": []}
+        last = out_dir / "last.pt"
+        if last.exists():
+            state = resume(last, model, trainer, spec) or state
+        train_loader = make_loader(train_data, spec, True, device, threads)
+        val_loader = make_loader(val_data, spec, False, device, threads)
+        try:
+            state = train_epochs(trainer, state, train_loader, val_loader, last, len(train_data))
+        except torch.OutOfMemoryError as error:
+            raise SystemExit(oom_message(spec, plan, attempt, policy, device)) from error
+    return finish(spec, state, model, out_dir, fingerprint)
+
+
+def train_epochs(
+    trainer: Trainer,
+    state: dict[str, Any],
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    last: Path,
+    images: int,
+) -> dict[str, Any]:
+    """The epochs after `state["epoch"]`; `last.pt` written by the checkpoint clock
+    (densebench.train.checkpoints). A stop signal writes the last completed epoch (its host
+    copy, when the file is older) and exits."""
+    spec, model, cfg = trainer.spec, trainer.model, trainer.spec.train
+    epochs = int(cfg.epochs)
     t_max = cosine_period(epochs, cfg.cosine_t_max, spec.fixes["cosine_period_epochs"])
-    for epoch in range(state["epoch"], epochs):
-        start = time.perf_counter()
-        lr = lr_at(epoch, cfg.lr, int(cfg.warmup_epochs), t_max)
-        loss = trainer.train_epoch(train_loader, epoch, lr)
-        score = trainer.validate(val_loader)
-        if score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch, best_state=trainable_state(model))
-        seconds = time.perf_counter() - start
-        row = {
-            "epoch": epoch,
-            "lr": lr,
-            "train_loss": loss,
-            "val_mIoU": score,
-            "images_per_s": len(train_data) / seconds,
-            "epoch_s": seconds,
-            "eta_s": seconds * (epochs - epoch - 1),
-        }
-        state["log"].append(row)
-        state["epoch"] = epoch + 1
+    clock = CheckpointClock(cfg.execution.checkpoint_every_min)
+    snapshot = None  # the last completed epoch, on the host, while last.pt is older
+    try:
+        for epoch in range(state["epoch"], epochs):
+            start = time.perf_counter()
+            lr = lr_at(epoch, cfg.lr, int(cfg.warmup_epochs), t_max)
+            loss = trainer.train_epoch(train_loader, epoch, lr)
+            score = trainer.validate(val_loader)
+            if score > state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch, best_state=trainable_state(model))
+            seconds = time.perf_counter() - start
+            row = {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": loss,
+                "val_mIoU": score,
+                "images_per_s": images / seconds,
+                "epoch_s": seconds,
+                "eta_s": seconds * (epochs - epoch - 1),
+            }
+            state["log"].append(row)
+            state["epoch"] = epoch + 1
+            print(
+                f"epoch {epoch + 1}/{epochs} lr {lr:.2e} loss {loss:.4f} val_mIoU {score:.4f} "
+                f"{row['images_per_s']:.1f} img/s eta {row['eta_s']:.0f}s",
+                flush=True,
+            )
+            snapshot = resume_snapshot(trainer, state)
+            if clock.due(epoch + 1, epochs) or (trainer.signals and trainer.signals.received):
+                save_torch(snapshot, last)
+                clock.written()
+                snapshot = None
+            if trainer.signals is not None:
+                trainer.signals.check()
+    except StopRequested as stop:
+        if snapshot is not None:
+            save_torch(snapshot, last)
         print(
-            f"epoch {epoch + 1}/{epochs} lr {lr:.2e} loss {loss:.4f} val_mIoU {score:.4f} "
-            f"{row['images_per_s']:.1f} img/s eta {row['eta_s']:.0f}s",
+            f"stopped by {stop}: {last} holds epoch {state['epoch']} of {epochs}; "
+            "the next attempt resumes there",
             flush=True,
         )
-        save_torch(
-            {"spec": spec.to_dict(), "model": trainable_state(model), **trainer.state(), **state},
-            last,
-        )
-    return finish(spec, state, model, out_dir, fingerprint)
+        raise SystemExit(stop.exit_code) from None
+    return state
+
+
+def resume_snapshot(trainer: Trainer, state: dict[str, Any]) -> dict[str, Any]:
+    """What `last.pt` holds, on the host: spec, trainable state, optimizer and scaler, loop
+    state and log (the best state is on the host already and only ever replaced)."""
+    rest = {k: v for k, v in state.items() if k != "best_state"}
+    return {
+        "spec": trainer.spec.to_dict(),
+        "model": trainable_state(trainer.model),
+        **host_copy(trainer.state()),
+        **host_copy(rest),
+        "best_state": state["best_state"],
+    }
+
+
+def oom_message(
+    spec: RunSpec, plan: Any, attempt: int, policy: dict[str, Any] | None, device: torch.device
+) -> str:
+    """One line for a training that ran out of GPU memory: run, estimate, card, next step."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        card = f"{props.name} with {props.total_memory / 1e9:.0f} GB"
+    else:
+        card = f"device {device.type}"
+    how = "with" if plan.checkpointing else "without"
+    return (
+        f"out of GPU memory: run {run_name(spec)}, attempt {attempt}, estimated "
+        f"{plan.estimate_gb:.0f} GB {how} activation checkpointing, on {card}; "
+        f"{retry_note(spec, 'train', attempt, policy)}"
+    )
 
 
 def resume(path: Path, model, trainer: Trainer, spec: RunSpec) -> dict[str, Any] | None:

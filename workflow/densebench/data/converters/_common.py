@@ -4,14 +4,15 @@ The package (`densebench.data.converters`) holds the converter interface and the
 checks of a single file; this private module (not a converter: the registry skips names
 starting with `_`) holds what several datasets' converters do alike:
 
-- finding a release's folders and listing its files (`find_root`, `require_root`,
-  `folders_below`, `files`, `subdirs`, `natural_sorted`);
-- reading an (image, label) pair and the usual label encodings (`read_pair`, `foreground`,
-  `code_mask`, `binary_mask`, `required_class`);
+- finding a release's folders and listing its files (`find_root`, `release_root`,
+  `nested_root`, `folders_below`, `files`, `subdirs`, `natural_sorted`);
+- reading an (image, label) pair into a sample and the usual label encodings (`read_pair`,
+  `pair_sample`, `foreground`, `class_painter`, `code_mask`, `binary_mask`, `required_class`);
 - the naming and layout conventions of related releases: TCGA case ids (`tcga_case`), BCSS
   ground-truth codes (`check_bcss_codes`), the Warwick GlaS release (`WARWICK_IMAGE`,
   `read_grades`, `warwick_annotation`), the HoVer-Net repackagings (`hovernet_root`,
-  `hovernet_samples`, `foreground_mask`) and memory-mapped `.npy` arrays (`load_npy`).
+  `hovernet_samples`, `nucleus_samples`, `foreground_mask`, `IMAGE_SUFFIXES`) and
+  memory-mapped `.npy` arrays of patches (`load_npy`, `uint8_patch`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from densebench.data.converters import (
     check_shapes,
     class_index,
     conversion_error,
+    dataset_label,
     load_mat_key,
     natural_key,
     read_label,
@@ -47,6 +49,8 @@ MISSING_MAT = "the missing .mat file (re-download the raw data)"
 """What to restore when an image has no `.mat` label file."""
 MISSING_ANNOTATION = "the missing annotation (re-download the raw data)"
 """What to restore when an image has no annotation file (`require_mask`'s `missing`)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+"""The image files the authors' HoVer-Net-repackaging scripts (CPM-15, CPM-17) read."""
 WARWICK_IMAGE = re.compile(r"^(train|testA|testB)_?\d+\.bmp$")
 """Image file names of the Warwick GlaS release (`train_1.bmp`, `testA_3.bmp`, ...)."""
 
@@ -97,19 +101,32 @@ def find_root(raw_dir: Path, is_root: Callable[[Path], bool], depth: int = 3) ->
     return None
 
 
-def require_root(
+def release_root(
     raw_dir: Path,
+    card: dict,
     is_root: Callable[[Path], bool],
-    dataset: str,
     problem: str,
     remedy: str,
     depth: int = 3,
-) -> Path:
-    """`find_root`, or a ConversionError on raw_dir with the problem and its remedy."""
+) -> tuple[Path, str, Path]:
+    """A converter's start: (raw_dir as a Path, the dataset's name, `find_root`'s folder).
+
+    Where `find_root` finds none, a ConversionError on raw_dir names the problem and its remedy.
+    """
+    raw_dir = Path(raw_dir)
+    dataset = dataset_label(card, raw_dir)
     root = find_root(raw_dir, is_root, depth)
     if root is None:
         raise conversion_error(dataset, raw_dir, problem, remedy)
-    return root
+    return raw_dir, dataset, root
+
+
+def nested_root(raw_dir: Path, name: str, unless: str | None = None) -> Path:
+    """raw_dir/name where that folder exists (and raw_dir has no folder `unless`), else raw_dir."""
+    nested = raw_dir / name
+    if nested.is_dir() and not (unless is not None and (raw_dir / unless).is_dir()):
+        return nested
+    return raw_dir
 
 
 # ---- labels ----------------------------------------------------------------------------------
@@ -125,6 +142,32 @@ def read_pair(
     return image, mask
 
 
+def pair_sample(
+    image_path: Path,
+    label_path: Path,
+    dataset: str,
+    raw_dir: Path,
+    read_mask: MaskReader,
+    *,
+    sample_id: str | None = None,
+    group_id: str | None = None,
+    official_split: str | None = None,
+) -> Sample:
+    """The Sample of an image and its label file (`read_pair`); its source file is the image.
+
+    The sample id and the group default to the image's file stem, the official split to none.
+    """
+    image, mask = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
+    return Sample(
+        sample_id=image_path.stem if sample_id is None else sample_id,
+        image=image,
+        mask=mask,
+        source_file=relative(image_path, raw_dir),
+        group_id=image_path.stem if group_id is None else group_id,
+        official_split=official_split,
+    )
+
+
 def foreground(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
     """Boolean mask of a label image's non-zero pixels (any colour channel; alpha ignored)."""
     arr = np.asarray(_open_array(path, dataset, raw_dir, mode=None))
@@ -137,6 +180,19 @@ def foreground(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
             dataset, path, f"label image has shape {arr.shape}", redownload_remedy(raw_dir)
         )
     return arr > 0
+
+
+def class_painter(card: dict, name: str, dataset: str, raw_dir: Path) -> MaskReader:
+    """A mask reader: a label image's `foreground` -> the card's class `name`, else 0 (uint8).
+
+    The class must exist (`required_class`, checked here, before any file is read).
+    """
+    index = required_class(card, name, dataset, raw_dir)
+
+    def paint(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+        return np.where(foreground(path, dataset, raw_dir), index, 0).astype(np.uint8)
+
+    return paint
 
 
 def code_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
@@ -210,14 +266,16 @@ def bcss_samples(
     for image_path in natural_sorted(image_dir.glob("*.png")):
         mask_path = root / "masks" / image_path.name
         require_mask(image_path, mask_path, dataset, raw_dir, missing=missing)
-        image, mask = read_pair(image_path, mask_path, dataset, raw_dir, code_mask)
-        yield Sample(
-            sample_id=name.format(stem=image_path.stem),
-            image=image,
-            mask=mask,
-            source_file=relative(image_path, raw_dir),
-            group_id=tcga_case(image_path.stem, image_path.stem),
-            official_split=split(image_path.stem),
+        stem = image_path.stem
+        yield pair_sample(
+            image_path,
+            mask_path,
+            dataset,
+            raw_dir,
+            code_mask,
+            sample_id=name.format(stem=stem),
+            group_id=tcga_case(stem, stem),
+            official_split=split(stem),
         )
 
 
@@ -266,6 +324,26 @@ def load_npy(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
         raise conversion_error(
             dataset, path, f"cannot read .npy array ({exc})", redownload_remedy(raw_dir)
         ) from exc
+
+
+def uint8_patch(
+    images: np.ndarray, index: int, path: Path, dataset: str, remedy: str, refuse_nan: bool = False
+) -> np.ndarray:
+    """Patch `index` of an array as contiguous uint8 (an `astype`), refusing values outside 0..255.
+
+    With `refuse_nan`, NaN values are refused too (else `astype` decides what they become).
+    """
+    image = np.asarray(images[index])
+    if image.dtype != np.uint8:
+        low, high = (image.min(), image.max()) if image.size else (0, 0)
+        if refuse_nan:
+            bad, problem = not (low >= 0 and high <= 255), "outside 0..255 (or NaN)"
+        else:
+            bad, problem = low < 0 or high > 255, "outside 0..255"
+        if bad:
+            raise conversion_error(dataset, path, f"patch {index} has values {problem}", remedy)
+        image = image.astype(np.uint8)
+    return np.ascontiguousarray(image)
 
 
 # ---- HoVer-Net repackagings (CoNSeP, Kumar, CPM-15, CPM-17) ------------------------------------
@@ -329,13 +407,50 @@ def hovernet_samples(
         for image_path in listed_images(images_dir, suffixes):
             label_path = labels_dir / f"{image_path.stem}.mat"
             require_mask(image_path, label_path, dataset, raw_dir, "label", MISSING_MAT)
-            image, mask = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
-            yield Sample(
+            yield pair_sample(
+                image_path,
+                label_path,
+                dataset,
+                raw_dir,
+                read_mask,
                 sample_id=name.format(folder=folder, index=index),
-                image=image,
-                mask=mask,
-                source_file=relative(image_path, raw_dir),
                 group_id=group(folder, image_path),
                 official_split=split,
             )
             index += 1
+
+
+def _stem_group(_folder: str, image_path: Path) -> str:
+    """One group per image: its file stem."""
+    return image_path.stem
+
+
+def nucleus_samples(
+    raw_dir: Path,
+    card: dict,
+    marker: str,
+    archive: str,
+    folders: Sequence[tuple[str, str | None]],
+    *,
+    name: str,
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+    group: Callable[[str, Path], str] = _stem_group,
+) -> Iterator[Sample]:
+    """A whole HoVer-Net repackaging with binary nucleus masks (`foreground_mask`).
+
+    The root is `hovernet_root(raw_dir, marker, ...)` (`archive` names what to unpack); the
+    samples are `hovernet_samples` of its `folders`, named by `name`, grouped by `group`.
+    """
+    raw_dir = Path(raw_dir)
+    dataset = dataset_label(card, raw_dir)
+    root = hovernet_root(raw_dir, marker, dataset, archive)
+    yield from hovernet_samples(
+        raw_dir,
+        dataset,
+        root,
+        folders,
+        suffixes=suffixes,
+        name=name,
+        read_mask=foreground_mask,
+        group=group,
+    )

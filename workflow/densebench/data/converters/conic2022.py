@@ -31,11 +31,12 @@ from densebench.data.converters import (
     relative,
     to_mask,
 )
-from densebench.data.converters._common import load_npy
+from densebench.data.converters._common import load_npy, uint8_patch
 
 CONVERTER_VERSION = 1
 IMAGES, LABELS, PATCH_INFO = "images.npy", "labels.npy", "patch_info.csv"
 CLASS_CHANNEL = 1
+IMAGE_REMEDY = "use images.npy of the CoNIC release (8-bit RGB)"
 
 
 def _root(raw_dir: Path, dataset: str) -> Path:
@@ -102,21 +103,6 @@ def _groups(root: Path, count: int, dataset: str, raw_dir: Path) -> list[str]:
     return [name.split("-")[0] for name in names]
 
 
-def _image(images: np.ndarray, index: int, path: Path, dataset: str) -> np.ndarray:
-    """Patch `index` as (H, W, 3) uint8, refusing values outside 0..255."""
-    image = np.asarray(images[index])
-    if image.dtype != np.uint8:
-        if image.size and (image.min() < 0 or image.max() > 255):
-            raise conversion_error(
-                dataset,
-                path,
-                f"patch {index} has values outside 0..255",
-                "use images.npy of the CoNIC release (8-bit RGB)",
-            )
-        image = image.astype(np.uint8)
-    return np.ascontiguousarray(image)
-
-
 def _mask(labels: np.ndarray, index: int, num_classes: int, path: Path, dataset: str) -> np.ndarray:
     """Class map of patch `index` as uint8, refusing classes outside 0..num_classes-1."""
     values = np.asarray(labels[index, :, :, CLASS_CHANNEL])
@@ -144,7 +130,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     for i in range(images.shape[0]):
         yield Sample(
             sample_id=f"{i:04d}",
-            image=_image(images, i, root / IMAGES, dataset),
+            image=uint8_patch(images, i, root / IMAGES, dataset, IMAGE_REMEDY),
             mask=_mask(labels, i, num_classes, root / LABELS, dataset),
             source_file=relative(root / IMAGES, raw_dir),
             group_id=groups[i],

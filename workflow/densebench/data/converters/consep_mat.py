@@ -22,16 +22,10 @@ from densebench.data.converters import (
     require_mask,
     to_mask,
 )
-from densebench.data.converters._common import MISSING_MAT, natural_sorted, read_pair
+from densebench.data.converters._common import MISSING_MAT, natural_sorted, nested_root, read_pair
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"Train": "train", "Test": "test"}
-
-
-def _root(raw_dir: Path) -> Path:
-    """Dataset root: raw_dir itself or a nested CoNSeP/ folder (as in the release zip)."""
-    nested = raw_dir / "CoNSeP"
-    return nested if nested.is_dir() and not (raw_dir / "Train").is_dir() else raw_dir
 
 
 def _patients(root: Path, dataset: str) -> dict[str, str] | None:
@@ -57,7 +51,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CoNSeP samples, Train before Test, in natural file order."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = _root(raw_dir)
+    root = nested_root(raw_dir, "CoNSeP", unless="Train")  # the release zip's nested folder
     split_dirs = [d for d in SPLIT_DIRS if (root / d / "Images").is_dir()]
     if not split_dirs:
         raise conversion_error(

@@ -19,15 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from densebench.data.converters import Sample, dataset_label, relative, require_mask
+from densebench.data.converters import Sample, require_mask
 from densebench.data.converters._common import (
+    class_painter,
     files,
-    foreground,
-    read_pair,
-    require_root,
-    required_class,
+    pair_sample,
+    release_root,
     subdirs,
 )
 
@@ -41,29 +38,20 @@ def _domains(root: Path) -> list[Path]:
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield COSAS24 samples by task, domain and natural file order."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = require_root(
+    raw_dir, dataset, root = release_root(
         raw_dir,
+        card,
         lambda folder: bool(_domains(folder)),
-        dataset,
         "no <task>/<domain>/image folder",
         "unpack the COSAS24 training archive here so that "
         "COSAS24-TrainingSet/task1/colorectum/image exists",
         depth=2,
     )
-    tumour = required_class(card, "adenocarcinoma", dataset, raw_dir)
+    tumour = class_painter(card, "adenocarcinoma", dataset, raw_dir)
     for domain in _domains(root):
         prefix = f"{domain.parent.name}_{domain.name}"
         for image_path in files(domain / "image"):
             mask_path = domain / "mask" / image_path.name
             require_mask(image_path, mask_path, dataset, raw_dir)
-            image, fg = read_pair(image_path, mask_path, dataset, raw_dir, foreground)
-            yield Sample(
-                sample_id=f"{prefix}_{image_path.stem}",
-                image=image,
-                mask=np.where(fg, tumour, 0).astype(np.uint8),
-                source_file=relative(image_path, raw_dir),
-                group_id=image_path.stem,
-                official_split=None,
-            )
+            sample_id = f"{prefix}_{image_path.stem}"
+            yield pair_sample(image_path, mask_path, dataset, raw_dir, tumour, sample_id=sample_id)

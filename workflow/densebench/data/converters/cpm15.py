@@ -15,26 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from densebench.data.converters import Sample, dataset_label
-from densebench.data.converters._common import foreground_mask, hovernet_root, hovernet_samples
+from densebench.data.converters import Sample
+from densebench.data.converters._common import nucleus_samples
 
 CONVERTER_VERSION = 1
-SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NAME = "cpm15_semantic_sample_{index:06d}"
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CPM-15 samples in the authors' numbering."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = hovernet_root(raw_dir, "Images", dataset, "the Google Drive folder 'cpm15'")
-    yield from hovernet_samples(
-        raw_dir,
-        dataset,
-        root,
-        (("", None),),
-        suffixes=SUFFIXES,
-        name=NAME,
-        read_mask=foreground_mask,
-        group=lambda _folder, image_path: image_path.stem,
-    )
+    archive = "the Google Drive folder 'cpm15'"
+    yield from nucleus_samples(raw_dir, card, "Images", archive, (("", None),), name=NAME)

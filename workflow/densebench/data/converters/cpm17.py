@@ -17,27 +17,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from densebench.data.converters import Sample, dataset_label
-from densebench.data.converters._common import foreground_mask, hovernet_root, hovernet_samples
+from densebench.data.converters import Sample
+from densebench.data.converters._common import nucleus_samples
 
 CONVERTER_VERSION = 1
 FOLDERS = (("train", "train"), ("test", "test"))
-SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NAME = "cpm17_{folder}_sample_{index:06d}"
+
+
+def group(folder: str, image_path: Path) -> str:
+    """One group per image, `<folder>_<stem>`: the release reuses stems across folders."""
+    return f"{folder}_{image_path.stem}"
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CPM-17 samples, train before test, in the authors' numbering."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = hovernet_root(raw_dir, "train", dataset, "the Google Drive folder 'cpm17'")
-    yield from hovernet_samples(
-        raw_dir,
-        dataset,
-        root,
-        FOLDERS,
-        suffixes=SUFFIXES,
-        name=NAME,
-        read_mask=foreground_mask,
-        group=lambda folder, image_path: f"{folder}_{image_path.stem}",
-    )
+    archive = "the Google Drive folder 'cpm17'"
+    yield from nucleus_samples(raw_dir, card, "train", archive, FOLDERS, name=NAME, group=group)

@@ -14,21 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from densebench.data.converters import Sample, dataset_label, relative, require_mask
+from densebench.data.converters import Sample, require_mask
 from densebench.data.converters._common import (
     MISSING_ANNOTATION,
+    class_painter,
     files,
-    foreground,
-    read_pair,
-    require_root,
-    required_class,
+    pair_sample,
+    release_root,
 )
 
 CONVERTER_VERSION = 1
-SPLIT_DIRS = {"train": "train", "valid": "test", "test": "test"}
 LABEL_DIRS = ("Annotation", "Annotations")
+SPLIT_DIRS = {"train": "train", "valid": "test", "test": "test"}
 
 
 def _has_split(folder: Path) -> bool:
@@ -46,26 +43,16 @@ def _label_path(split_dir: Path, name: str) -> Path:
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield CRAG samples, train before test, in natural file order."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = require_root(
+    raw_dir, dataset, root = release_root(
         raw_dir,
+        card,
         _has_split,
-        dataset,
         "no train/Images or valid/Images folder",
         "unpack the CRAG v2 archive here so that CRAG/train/Images and CRAG/valid/Images exist",
     )
-    gland = required_class(card, "gland", dataset, raw_dir)
+    gland = class_painter(card, "gland", dataset, raw_dir)
     for split_dir, split in SPLIT_DIRS.items():
         for image_path in files(root / split_dir / "Images"):
             label_path = _label_path(root / split_dir, image_path.name)
             require_mask(image_path, label_path, dataset, raw_dir, "annotation", MISSING_ANNOTATION)
-            image, fg = read_pair(image_path, label_path, dataset, raw_dir, foreground)
-            yield Sample(
-                sample_id=image_path.stem,
-                image=image,
-                mask=np.where(fg, gland, 0).astype(np.uint8),
-                source_file=relative(image_path, raw_dir),
-                group_id=image_path.stem,
-                official_split=split,
-            )
+            yield pair_sample(image_path, label_path, dataset, raw_dir, gland, official_split=split)

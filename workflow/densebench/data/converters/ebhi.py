@@ -25,16 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from densebench.data.converters import Sample, dataset_label, natural_key, relative
-from densebench.data.converters._common import (
-    files,
-    foreground,
-    read_pair,
-    require_root,
-    required_class,
-)
+from densebench.data.converters import Sample, natural_key
+from densebench.data.converters._common import class_painter, files, pair_sample, release_root
 
 CONVERTER_VERSION = 1
 CATEGORIES = {
@@ -67,25 +59,16 @@ def _pairs(root: Path) -> dict[str, tuple[str, Path, Path]]:
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield EBHI samples in natural order of their (original) file stems."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = require_root(
+    raw_dir, dataset, root = release_root(
         raw_dir,
+        card,
         _has_categories,
-        dataset,
         f"no category folder ({', '.join(CATEGORIES)}) with an image/ folder",
         "unpack the EBHI-Seg archive here so that e.g. EBHI-SEG/Normal/image exists",
     )
-    class_ids = {c: required_class(card, name, dataset, raw_dir) for c, name in CATEGORIES.items()}
+    paint = {c: class_painter(card, name, dataset, raw_dir) for c, name in CATEGORIES.items()}
     pairs = _pairs(root)
     for stem in sorted(pairs, key=natural_key):
         category, image_path, label_path = pairs[stem]
-        image, fg = read_pair(image_path, label_path, dataset, raw_dir, foreground)
-        yield Sample(
-            sample_id=stem,
-            image=image,
-            mask=np.where(fg, class_ids[category], 0).astype(np.uint8),
-            source_file=relative(image_path, raw_dir),
-            group_id=stem.split("-")[0].upper(),
-            official_split=None,
-        )
+        group = stem.split("-")[0].upper()
+        yield pair_sample(image_path, label_path, dataset, raw_dir, paint[category], group_id=group)

@@ -25,6 +25,7 @@ from densebench.data.converters import (
 from densebench.data.converters._common import (
     WARWICK_IMAGE,
     natural_sorted,
+    nested_root,
     read_grades,
     read_pair,
     warwick_annotation,
@@ -32,12 +33,6 @@ from densebench.data.converters._common import (
 
 CONVERTER_VERSION = 1
 GRADES = {"benign": "benign_gland", "malignant": "tumour_gland"}
-
-
-def _root(raw_dir: Path) -> Path:
-    """Dataset root: the Warwick_QU_Dataset/ folder if present, else raw_dir."""
-    nested = raw_dir / "Warwick_QU_Dataset"
-    return nested if nested.is_dir() else raw_dir
 
 
 def _class_of(card: dict, grade: str | None, dataset: str, path: Path) -> int:
@@ -65,7 +60,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield GlaS samples in natural file order (testA, testB, train)."""
     raw_dir = Path(raw_dir)
     dataset = dataset_label(card, raw_dir)
-    root = _root(raw_dir)
+    root = nested_root(raw_dir, "Warwick_QU_Dataset")
     grade_csv = root / "Grade.csv"
     graded = all(class_index(card, n) is not None for n in GRADES.values())
     if graded and not grade_csv.is_file():

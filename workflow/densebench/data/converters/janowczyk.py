@@ -24,7 +24,7 @@ from densebench.data.converters import (
     natural_key,
     relative,
 )
-from densebench.data.converters._common import binary_mask, read_pair
+from densebench.data.converters._common import binary_mask, pair_sample
 
 CONVERTER_VERSION = 1
 IMAGE_SUFFIX = "_original.tif"
@@ -63,12 +63,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                 stacklevel=2,
             )
             continue
-        image, mask = read_pair(image_path, mask_path, dataset, raw_dir, binary_mask)
-        yield Sample(
-            sample_id=base,
-            image=image,
-            mask=mask,
-            source_file=relative(image_path, raw_dir),
-            group_id=base.split("_")[0],
-            official_split=None,
+        group = base.split("_")[0]
+        yield pair_sample(
+            image_path, mask_path, dataset, raw_dir, binary_mask, sample_id=base, group_id=group
         )

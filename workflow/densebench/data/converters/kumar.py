@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from densebench.data.converters import Sample, dataset_label
-from densebench.data.converters._common import foreground_mask, hovernet_root, hovernet_samples
+from densebench.data.converters import Sample
+from densebench.data.converters._common import nucleus_samples
 
 CONVERTER_VERSION = 1
 FOLDERS = (("train", "train"), ("test_same", "test"), ("test_diff", "test"))
@@ -33,16 +33,13 @@ def patient(stem: str) -> str:
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield Kumar samples: train, test_same, test_diff, in the authors' numbering."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = hovernet_root(raw_dir, "test_diff", dataset, "the Google Drive folder 'kumar'")
-    yield from hovernet_samples(
+    yield from nucleus_samples(
         raw_dir,
-        dataset,
-        root,
+        card,
+        "test_diff",
+        "the Google Drive folder 'kumar'",
         FOLDERS,
-        suffixes=(".tif",),
         name=NAME,
-        read_mask=foreground_mask,
+        suffixes=(".tif",),
         group=lambda _folder, image_path: patient(image_path.stem),
     )

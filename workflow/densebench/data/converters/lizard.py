@@ -33,10 +33,9 @@ from densebench.data.converters import (
     load_mat_key,
     natural_key,
     redownload_remedy,
-    relative,
     require_mask,
 )
-from densebench.data.converters._common import read_pair
+from densebench.data.converters._common import pair_sample
 
 CONVERTER_VERSION = 1
 IMAGE_DIRS = ("Lizard_Images1", "Lizard_Images2")
@@ -157,12 +156,5 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                 f"no row for image {image_path.stem!r}",
                 redownload_remedy(raw_dir),
             )
-        image, mask = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
-        yield Sample(
-            sample_id=image_path.stem,
-            image=image,
-            mask=mask,
-            source_file=relative(image_path, raw_dir),
-            group_id=image_path.stem,
-            official_split=folds[image_path.stem],
-        )
+        split = folds[image_path.stem]
+        yield pair_sample(image_path, label_path, dataset, raw_dir, read_mask, official_split=split)

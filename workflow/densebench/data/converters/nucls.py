@@ -38,7 +38,12 @@ from densebench.data.converters import (
     require_mask,
     to_mask,
 )
-from densebench.data.converters._common import folders_below, natural_sorted, read_pair, tcga_case
+from densebench.data.converters._common import (
+    folders_below,
+    natural_sorted,
+    pair_sample,
+    tcga_case,
+)
 
 CONVERTER_VERSION = 1
 FOV_CODE, UNLABELED_CODE = 253, 99
@@ -115,14 +120,13 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     for image_path in natural_sorted((root / "rgb").glob("*.png")):
         mask_path = root / "mask" / image_path.name
         require_mask(image_path, mask_path, dataset, raw_dir)
-        image, mask = read_pair(image_path, mask_path, dataset, raw_dir, read_mask)
-        stem = image_path.stem
-        slide = stem.split("_")[0]
-        yield Sample(
-            sample_id=stem,
-            image=image,
-            mask=mask,
-            source_file=relative(image_path, raw_dir),
-            group_id=tcga_case(stem, slide),
+        slide = image_path.stem.split("_")[0]
+        yield pair_sample(
+            image_path,
+            mask_path,
+            dataset,
+            raw_dir,
+            read_mask,
+            group_id=tcga_case(image_path.stem, slide),
             official_split=slides.get(slide) if slides is not None else None,
         )

@@ -32,13 +32,14 @@ from densebench.data.converters import (
     relative,
     to_mask,
 )
-from densebench.data.converters._common import load_npy
+from densebench.data.converters._common import load_npy, uint8_patch
 
 CONVERTER_VERSION = 1
 IMAGES, MASKS = "images.npy", "masks.npy"
 CHANNELS = 6
 FOLD_RE = re.compile(r"^fold[\s_]*(\d+)$", re.IGNORECASE)
 OFFICIAL = {1: "train", 2: "val", 3: "test"}
+IMAGE_REMEDY = "use images.npy of the PanNuke release"
 
 
 def _fold_of(path: Path, raw_dir: Path, dataset: str) -> int:
@@ -125,21 +126,6 @@ def _check_arrays(
         )
 
 
-def _image(images: np.ndarray, index: int, path: Path, dataset: str) -> np.ndarray:
-    """Patch `index` as (H, W, 3) uint8 (the authors' astype), refusing values outside 0..255."""
-    image = np.asarray(images[index])
-    if image.dtype != np.uint8:
-        if image.size and not (image.min() >= 0 and image.max() <= 255):
-            raise conversion_error(
-                dataset,
-                path,
-                f"patch {index} has values outside 0..255 (or NaN)",
-                "use images.npy of the PanNuke release",
-            )
-        image = image.astype(np.uint8)
-    return np.ascontiguousarray(image)
-
-
 def semantic_mask(channels: np.ndarray) -> np.ndarray:
     """The paper's PanNuke mask: argmax over the 6 channels (5 = background)."""
     return np.argmax(np.asarray(channels), axis=-1).astype(np.uint8)
@@ -158,7 +144,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
             sample_id = f"{index:05d}"
             yield Sample(
                 sample_id=sample_id,
-                image=_image(images, i, image_path, dataset),
+                image=uint8_patch(images, i, image_path, dataset, IMAGE_REMEDY, refuse_nan=True),
                 mask=to_mask(semantic_mask(masks[i]), dataset, mask_path),
                 source_file=relative(image_path, raw_dir),
                 group_id=sample_id,

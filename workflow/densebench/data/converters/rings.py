@@ -17,24 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from densebench.data.converters import (
-    Sample,
-    check_shapes,
-    dataset_label,
-    read_rgb,
-    relative,
-    require_mask,
-)
-from densebench.data.converters._common import files, foreground, require_root, required_class
+from densebench.data.converters import Sample, check_shapes, read_rgb, relative, require_mask
+from densebench.data.converters._common import files, foreground, release_root, required_class
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"TRAIN": "train", "TEST": "test"}
 GLANDS, TUMOUR = "MANUAL GLANDS", "MANUAL TUMOR"
-
-
-def _has_split(folder: Path) -> bool:
-    """Whether a folder holds TRAIN/IMAGES or TEST/IMAGES."""
-    return any((folder / d / "IMAGES").is_dir() for d in SPLIT_DIRS)
 
 
 def _label(split_dir: Path, label_dir: str, image_path: Path, dataset: str, raw_dir: Path) -> Path:
@@ -46,12 +34,10 @@ def _label(split_dir: Path, label_dir: str, image_path: Path, dataset: str, raw_
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield RINGS samples, TRAIN before TEST, in natural file order."""
-    raw_dir = Path(raw_dir)
-    dataset = dataset_label(card, raw_dir)
-    root = require_root(
+    raw_dir, dataset, root = release_root(
         raw_dir,
-        _has_split,
-        dataset,
+        card,
+        lambda folder: any((folder / d / "IMAGES").is_dir() for d in SPLIT_DIRS),
         "no TRAIN/IMAGES or TEST/IMAGES folder",
         "unpack TRAIN.zip and TEST.zip of the RINGS release here",
     )

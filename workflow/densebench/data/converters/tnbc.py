@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from densebench.data.converters import Sample, conversion_error, dataset_label, relative
-from densebench.data.converters._common import binary_mask, read_pair
+from densebench.data.converters._common import binary_mask, pair_sample
 
 CONVERTER_VERSION = 1
 RELEASE_DIR = "TNBC_NucleiSegmentation"
@@ -70,12 +70,6 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                     "re-download TNBC_NucleiSegmentation.zip (every Slide_XX image has a GT_XX "
                     "file of the same name)",
                 )
-            image, mask = read_pair(image_path, mask_path, dataset, raw_dir, binary_mask)
-            yield Sample(
-                sample_id=image_path.stem,
-                image=image,
-                mask=mask,
-                source_file=relative(image_path, raw_dir),
-                group_id=patient,
-                official_split=None,
+            yield pair_sample(
+                image_path, mask_path, dataset, raw_dir, binary_mask, group_id=patient
             )

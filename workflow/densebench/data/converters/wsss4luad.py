@@ -34,7 +34,7 @@ from densebench.data.converters import (
     relative,
     require_mask,
 )
-from densebench.data.converters._common import read_pair
+from densebench.data.converters._common import pair_sample
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"2.validation": "val", "3.testing": "test"}
@@ -61,6 +61,24 @@ def png_names(folder: Path) -> list[str]:
     return sorted(
         p.name for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(".png")
     )
+
+
+def _pairs(split_dir: Path, dataset: str, raw_dir: Path) -> list[str]:
+    """Image names of a split folder, each checked to have a mask of the same name."""
+    mask_dir = split_dir / "mask"
+    images = png_names(split_dir / "img")
+    masks = set(png_names(mask_dir)) if mask_dir.is_dir() else set()
+    for name in images:
+        require_mask(split_dir / "img" / name, mask_dir / name, dataset, raw_dir, missing=MISSING)
+    extra = sorted(masks - set(images))
+    if extra:
+        raise conversion_error(
+            dataset,
+            mask_dir / extra[0],
+            "mask has no image of the same name",
+            "restore the missing image from the WSSS4LUAD release or remove the mask",
+        )
+    return images
 
 
 def colour_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
@@ -92,24 +110,6 @@ def colour_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
     return label
 
 
-def _pairs(split_dir: Path, dataset: str, raw_dir: Path) -> list[str]:
-    """Image names of a split folder, each checked to have a mask of the same name."""
-    mask_dir = split_dir / "mask"
-    images = png_names(split_dir / "img")
-    masks = set(png_names(mask_dir)) if mask_dir.is_dir() else set()
-    for name in images:
-        require_mask(split_dir / "img" / name, mask_dir / name, dataset, raw_dir, missing=MISSING)
-    extra = sorted(masks - set(images))
-    if extra:
-        raise conversion_error(
-            dataset,
-            mask_dir / extra[0],
-            "mask has no image of the same name",
-            "restore the missing image from the WSSS4LUAD release or remove the mask",
-        )
-    return images
-
-
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield the validation then the test patches, numbered as the authors number them."""
     raw_dir = Path(raw_dir)
@@ -130,12 +130,13 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         for file_name in _pairs(split_dir, dataset, raw_dir):
             image_path = split_dir / "img" / file_name
             mask_path = split_dir / "mask" / file_name
-            image, mask = read_pair(image_path, mask_path, dataset, raw_dir, colour_mask)
-            yield Sample(
+            yield pair_sample(
+                image_path,
+                mask_path,
+                dataset,
+                raw_dir,
+                colour_mask,
                 sample_id=f"sample_{index:06d}",
-                image=image,
-                mask=mask,
-                source_file=relative(image_path, raw_dir),
                 group_id=f"{name}/{Path(file_name).stem}",
                 official_split=split,
             )

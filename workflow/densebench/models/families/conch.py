@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from densebench.models.backbone import TokenBackbone, find_weights, load_state
+from densebench.models.weights import needs_weights
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> TokenB
         raise ValueError(
             f"model {name}: unknown CONCH arch {arch!r}; valid: {', '.join(CHECKPOINT_LAYOUTS)}"
         )
-    pretrained = record.get("weights") != "random"
+    pretrained = needs_weights(record)
     layout = CHECKPOINT_LAYOUTS[arch]
     checkpoint = find_weights(weights_dir, name, layout.files) if pretrained else None
     trunk = TRUNK_CLASSES[arch](num_classes=0, **record.get("kwargs", {}))

@@ -48,6 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from densebench.models.backbone import TokenBackbone, find_weights, load_state
+from densebench.models.block_checkpointing import checkpointed
+from densebench.models.weights import needs_weights
 
 ARCH = "musk_large_patch16_384"
 """The timm name the `musk` package registers; the only architecture this builder makes."""
@@ -251,6 +253,9 @@ class MuskEncoder(nn.Module):
         self.beit3 = Beit3(cfg)
         self.language_head = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=False)
         self.vision_head = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=False)
+        self.grad_checkpointing = False
+        """Activation checkpointing of each layer (densebench.models.checkpointing); it acts
+        only in training mode with gradients enabled."""
 
     def vision_positions(self, rows: int, cols: int) -> torch.Tensor:
         """Position embeddings (1, 1 + rows*cols, D) of the cls token and a rows x cols grid."""
@@ -272,7 +277,7 @@ class MuskEncoder(nn.Module):
         tokens = self.beit3.vision_embed(x)
         tokens = tokens + self.vision_positions(height // patch, width // patch)
         for layer in self.beit3.encoder.layers:
-            tokens = layer(tokens)
+            tokens = checkpointed(layer, tokens) if self.grad_checkpointing else layer(tokens)
         return self.beit3.encoder.layer_norm(tokens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -373,7 +378,7 @@ def make_encoder(cfg: MuskConfig, device: str | torch.device = "cpu") -> MuskEnc
 def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> TokenBackbone:
     """Build MUSK from the record and load the snapshot's model.safetensors strictly."""
     cfg = config_from_record(name, record)
-    if record.get("weights") == "random":
+    if not needs_weights(record):
         return MuskBackbone(make_encoder(cfg))
     encoder = make_encoder(cfg, "meta")
     load_checkpoint(name, encoder, load_state(find_weights(weights_dir, name)))

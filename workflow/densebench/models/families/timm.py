@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from densebench.models.backbone import TokenBackbone, find_weights, load_state
+from densebench.models.weights import needs_weights
 
 LAYER_NAMES = {"SwiGLUPacked": ("timm.layers", "SwiGLUPacked"), "SiLU": ("torch.nn", "SiLU")}
 """Layer classes a registry record may name as strings."""
@@ -32,7 +33,7 @@ def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> TokenB
     encoder = timm.create_model(
         arch, pretrained=False, num_classes=0, **resolve_kwargs(record.get("kwargs", {}))
     )
-    if record.get("weights") != "random":
+    if needs_weights(record):
         path = find_weights(weights_dir, name)
         try:
             encoder.load_state_dict(load_state(path), strict=True)

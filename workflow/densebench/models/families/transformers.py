@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from densebench.models.backbone import TokenBackbone, find_weights
-from densebench.models.weights import fetch_command
+from densebench.models.weights import fetch_command, needs_weights
 
 LOG = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def build(name: str, record: dict[str, Any], weights_dir: Path | None) -> HFToke
     """Build the encoder from the record (random) or the local snapshot (pretrained)."""
     arch = record["arch"]
     config_kwargs, init, forward = split_kwargs(record.get("kwargs", {}))
-    if record.get("weights") == "random":
+    if not needs_weights(record):
         cls = model_class(name, arch)
         encoder = cls(cls.config_class(**config_kwargs), **init)
     else:

@@ -1,6 +1,9 @@
-"""What a run's model input looks like: its side, its normalisation, its decoder's upsampling.
+"""What a run's model input looks like: its side, its tokens, its normalisation, its decoder's
+upsampling.
 
 Pure functions of the registry records (no torch): the run spec resolves them once per cell.
+The one home of the input-size rule (`input_size`, and `patch_rule_size` for a variant run at a
+requested side; both round by `rounded_side`).
 """
 
 from __future__ import annotations
@@ -52,14 +55,51 @@ def input_size(
         return int(override)
     if model.get("fixed_input_size"):
         return int(model["fixed_input_size"])
-    step = int(model.get("input_size_patch", patch))
-    size = (min(int(card["min_side"]), int(max_size)) // step) * step
+    size = rounded_side(min(int(card["min_side"]), int(max_size)), model)
     if size < patch:
         raise ValueError(
             f"dataset {card.get('display_name', '?')}: images of side {card['min_side']} are "
             f"smaller than one patch ({patch} px) of model {model.get('display_name', '?')}"
         )
     return size
+
+
+def size_step(model: Mapping[str, Any]) -> int:
+    """What a model's input side is a multiple of: its `input_size_patch`, else its patch."""
+    return int(model.get("input_size_patch", model["patch_size"]))
+
+
+def rounded_side(side: int, model: Mapping[str, Any]) -> int:
+    """The paper's rounding: the largest multiple of the model's `size_step` not above `side`."""
+    step = size_step(model)
+    return (int(side) // step) * step
+
+
+def patch_rule_size(size: int, model: Mapping[str, Any]) -> int:
+    """The input side of a model at a requested S (an input-size variant run,
+    densebench.variants): the largest multiple of its patch (or of its `input_size_patch`) not
+    above S."""
+    name = model.get("display_name", "?")
+    if model.get("fixed_input_size"):
+        raise ValueError(
+            f"model {name} always runs at {model['fixed_input_size']} px (fixed_input_size): "
+            "leave it out of the input-size ablation (ablations.input_size.models)"
+        )
+    patch, step = int(model["patch_size"]), size_step(model)
+    rounded = rounded_side(size, model)
+    if rounded < patch or rounded % patch:
+        raise ValueError(
+            f"input size {size} gives no valid side for model {name} (patch {patch}, step {step})"
+        )
+    return rounded
+
+
+def tokens(spec: Any) -> int:
+    """Tokens of one input image of a run: its patch grid plus the model's prefix (class and
+    register) tokens."""
+    record = spec.model_record
+    side = spec.input_size // int(record["patch_size"])
+    return side * side + int(record.get("num_prefix_tokens", 1))
 
 
 def decoder_scales(patch_size: int) -> tuple[float, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from densebench.models.geometry import Normalisation, decoder_scales, input_size, normalisation
+from densebench.geometry import Normalisation, decoder_scales, input_size, normalisation
 
 PAPER_DATASETS = [
     "BCSS", "COSAS24", "CRAG", "CoCaHis", "CoNIC2022", "CoNSeP", "EBHI", "GlaS", "Janowczyk",

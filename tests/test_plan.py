@@ -1,0 +1,159 @@
+"""The workflow's plan (densebench.plan.Plan), tested directly: no Snakemake."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from densebench.config import ROOT, load_config, validate_config
+from densebench.plan import InapplicablePairError, Plan, grid_record, run_folder
+from densebench.report.grid import Grid
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return load_config(ROOT / "config/config.yaml")
+
+
+def plan_of(config: dict, registries, **changes) -> Plan:
+    """The plan of a copy of `config` with top-level `changes` (validated: defaults filled)."""
+    changed = copy.deepcopy(config)
+    changed.update(changes)
+    return Plan(validate_config(changed), registries)
+
+
+def test_the_grid_is_every_dataset_model_and_strategy_once_per_training_seed(paper, registries):
+    plan = Plan(paper, registries)
+    runs = plan.seed_runs()
+    assert len(runs) == len(set(runs)) == len(paper["datasets"]) * len(paper["models"]) * 5
+    assert {r[3] for r in runs} == {""}
+    seeded = plan_of(paper, registries, train={**paper["train"], "seeds": [42, 1, 2]})
+    assert len(seeded.seed_runs()) == 3 * len(runs)
+    assert len({r[3] for r in seeded.seed_runs()}) == 3
+
+
+def test_a_unet_paired_with_a_frozen_encoder_is_refused_before_any_job(paper, registries):
+    with pytest.raises(InapplicablePairError) as error:
+        plan_of(paper, registries, models=["uni_v1", "unet"])
+    text = str(error.value)
+    assert "unet" in text and "frozen" in text and "use strategy full" in text
+    assert "pairs: applicable" in text
+    plan = plan_of(paper, registries, models=["uni_v1", "unet"], pairs="applicable")
+    unet = {r[2] for r in plan.seed_runs() if r[1] == "unet"}
+    assert unet == {"full"} & set(paper["strategies"]) or unet == set()
+    assert {r[2] for r in plan.seed_runs() if r[1] == "uni_v1"} == set(paper["strategies"])
+
+
+def test_an_ablation_pair_that_cannot_run_is_refused(paper, registries):
+    ablations = copy.deepcopy(paper["ablations"])
+    ablations["baseline_unet"]["strategies"] = ["frozen"]
+    with pytest.raises(InapplicablePairError, match=r"ablations\.baseline_unet"):
+        plan_of(paper, registries, ablations=ablations)
+
+
+def test_the_baseline_takes_the_config_datasets_without_changing_the_config(paper, registries):
+    config = copy.deepcopy(paper)
+    assert config["ablations"]["baseline_unet"]["datasets"] is None
+    plan = Plan(config, registries)
+    assert plan.ablations["baseline_unet"]["datasets"] == config["datasets"]
+    assert config["ablations"]["baseline_unet"]["datasets"] is None
+    runs = plan.analysis_runs("baseline_unet")
+    assert [r[0] for r in runs] == config["datasets"]
+
+
+def test_input_sizes_above_a_dataset_shortest_side_run_only_when_upsampling(paper, registries):
+    ablations = copy.deepcopy(paper["ablations"])
+    ablations["input_size"].update(datasets=["GlaS", "RINGS"], sizes=[256, 4096], upsample=False)
+    plan = plan_of(paper, registries, ablations=ablations)
+    sides = {d: registries.datasets[d]["min_side"] for d in ("GlaS", "RINGS")}
+    expected = {(d, s) for d in sides for s in (256, 4096) if sides[d] >= s}
+    assert {(r[0], int(r[3].removeprefix("resize"))) for r in plan.input_size_runs()} == expected
+    ablations["input_size"]["upsample"] = True
+    upsampled = plan_of(paper, registries, ablations=ablations).input_size_runs()
+    assert len(upsampled) == 4 and len(expected) < 4
+
+
+def test_each_source_reports_its_own_products(paper, registries):
+    plan = Plan(paper, registries)
+    published = set(plan.report.report_files("published"))
+    reproduced = set(plan.report.report_files("reproduced"))
+    merged = set(plan.report.report_files("merged"))
+    assert not any("per_class" in f or "paired_bootstrap" in f for f in published)
+    for strategy in plan.report.published_strategies():
+        assert f"results/report/published/figures/heatmap_{strategy}.png" in published
+    assert "results/report/merged/tables/per_class" in merged
+    assert "results/report/reproduction.html" in merged
+    assert not any(f.startswith("results/report/reproduction") for f in reproduced)
+    assert not any("seed_spread" in f for f in reproduced)
+    seeded = plan_of(paper, registries, train={**paper["train"], "seeds": [42, 1]})
+    assert any("seed_spread" in f for f in seeded.report.report_files("reproduced"))
+    assert not any("seed_spread" in f for f in seeded.report.report_files("published"))
+
+
+def test_all_asks_for_every_run_product_the_table_and_the_report(paper, registries):
+    plan = Plan(paper, registries)
+    targets = plan.final_outputs()
+    run = plan.seed_runs()[0]
+    assert f"{run_folder(*run)}/best.pt" in targets
+    assert f"{run_folder(*run)}/confusion.npz" in targets
+    assert "results/tables/results.csv" in targets
+    assert set(plan.report.report_files("reproduced")) <= set(targets)
+
+
+def test_ablations_enter_all_only_when_enabled(paper, registries):
+    assert Plan(paper, registries).ablation_targets() == []
+    ablations = copy.deepcopy(paper["ablations"])
+    ablations["lora_rank"]["enabled"] = True
+    plan = plan_of(paper, registries, ablations=ablations)
+    assert plan.ablation_targets() == plan.ablation_targets("lora_rank")
+    assert plan.ablation_targets()[-1] == "results/ablations/lora_rank/figure5.png"
+
+
+def test_the_report_grid_of_our_runs_is_the_config_and_published_adds_the_registry(
+    paper, registries
+):
+    small = plan_of(paper, registries, models=["uni_v1", "phikon"], datasets=["GlaS"])
+    ours = small.report.report_grid("reproduced")
+    assert list(ours.models) == ["uni_v1", "phikon"] and list(ours.datasets) == ["GlaS"]
+    theirs = small.report.report_grid("published")
+    assert list(theirs.models[:2]) == ["uni_v1", "phikon"]
+    assert set(theirs.models) == set(registries.models)
+    assert ours.categories == {"GlaS": registries.datasets["GlaS"]["category"]}
+
+
+def test_a_grid_record_reads_back_to_the_same_grid(paper, registries):
+    plan = Plan(paper, registries)
+    for sizes in (False, True):
+        grid = plan.report.report_grid("merged", sizes)
+        back = Grid.from_json(grid_record(grid, sizes))
+        assert back == grid
+    assert "params_m" not in grid_record(plan.report.report_grid("merged"))
+    assert grid_record(plan.report.report_grid("merged", True), True)["params_m"]
+
+
+def test_a_model_without_a_hub_repo_needs_no_weights_job(paper, registries):
+    import dataclasses
+
+    record = {k: v for k, v in registries.models["uni_v1"].items() if k != "hf_repo"}
+    changed = dataclasses.replace(registries, models={**registries.models, "uni_v1": record})
+    plan = Plan(paper, changed)
+    assert not plan.needs_weights("uni_v1")
+    assert "uni_v1" not in plan.weights_models(pretrain=False)
+    assert Plan(paper, registries).needs_weights("uni_v1")
+    assert "uni_v1" in Plan(paper, registries).weights_models(pretrain=False)
+
+
+def test_an_enabled_unet_baseline_joins_the_grids_tables(paper, registries):
+    ablations = copy.deepcopy(paper["ablations"])
+    ablations["baseline_unet"].update(enabled=True, datasets=["GlaS"])
+    plan = plan_of(paper, registries, ablations=ablations)
+    assert "results/runs/GlaS/unet/full/confusion.npz" in plan.dataset_run_files(
+        "GlaS", "confusion.npz"
+    )
+    assert not any("/unet/" in f for f in plan.dataset_run_files("CRAG", "confusion.npz"))
+    assert plan.report.report_grid("reproduced").models[-1] == "unet"
+    assert "unet" in plan.report.cards("models", "reproduced", ["display_name"])
+    alone = Plan(paper, registries)
+    assert "unet" not in alone.report.report_grid("reproduced").models
+    assert not any("/unet/" in f for f in alone.dataset_run_files("GlaS", "confusion.npz"))

@@ -1,0 +1,83 @@
+"""`densebench` commands of the data stage: raw files in, validated zarr stores out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from densebench.cli.args import DATASET_CARD, arg, command, json_option, opt_path, path
+
+
+@command("synthesize", json_option("--card"), path("--out"))
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    """Generate a synthetic dataset's raw files."""
+    from densebench.data.synthetic import write_synthetic_raw
+
+    write_synthetic_raw(args.card, args.out)
+
+
+@command("download", DATASET_CARD, path("--out"))
+def cmd_download(args: argparse.Namespace) -> None:
+    """Download a dataset's raw files listed in its card (sha256-verified, resumable)."""
+    from densebench.data.download import fetch_sources
+
+    fetch_sources(args.dataset, args.card, args.out)
+
+
+@command(
+    "convert",
+    DATASET_CARD,
+    path("--raw"),
+    path("--out"),
+    arg("--split-policy", required=True),
+    arg("--seed", type=int, required=True),
+    arg("--fractions", type=float, nargs=3, required=True),
+    opt_path("--split-list"),
+)
+def cmd_convert(args: argparse.Namespace) -> None:
+    """Convert raw files into a validated zarr store."""
+    from densebench.data.converters import get_converter
+    from densebench.data.store import write_store
+
+    converter = args.card.get("converter")
+    if not converter:
+        raise SystemExit(
+            f"dataset {args.dataset}: no converter is registered in its card yet; "
+            "only datasets with a `converter` can be converted"
+        )
+    convert = get_converter(converter)
+    split_list = json.loads(args.split_list.read_text()) if args.split_list else None
+    write_store(
+        convert(args.raw, args.card),
+        args.card,
+        args.dataset,
+        args.out,
+        split_policy=args.split_policy,
+        seed=args.seed,
+        fractions=tuple(args.fractions),
+        split_list=split_list,
+    )
+
+
+@command("manual-check", DATASET_CARD, path("--raw"))
+def cmd_manual_check(args: argparse.Namespace) -> None:
+    """Fail with instructions unless a registration-only dataset's files were dropped."""
+    from densebench.data.download import check_manual_drop
+
+    check_manual_drop(args.dataset, args.card, args.raw)
+
+
+@command("unpack", DATASET_CARD, path("--raw"), path("--out"))
+def cmd_unpack(args: argparse.Namespace) -> None:
+    """Verify a dataset's raw files and unpack them for its converter."""
+    from densebench.data.download import unpack_sources
+
+    unpack_sources(args.dataset, args.card, args.raw, args.out)
+
+
+@command("split-list", DATASET_CARD, path("--out"))
+def cmd_split_list(args: argparse.Namespace) -> None:
+    """Download the authors' published split list of a dataset at its pinned commit."""
+    from densebench.data.download import fetch_split_list
+
+    print(fetch_split_list(args.dataset, args.card, args.out))

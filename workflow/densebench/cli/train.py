@@ -1,0 +1,113 @@
+"""`densebench` commands of the runs: train, predict, score, and aggregate the scores."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from densebench.cli.args import (
+    BOOTSTRAP,
+    THREADS,
+    arg,
+    command,
+    json_arg,
+    opt_path,
+    path,
+    paths,
+    spec_arg,
+)
+
+
+def prepare_model_job(model: str | None, weights: Path | None) -> None:
+    """Before any model library is imported: no network inside a job, and the model's weights
+    snapshot complete (when the job has one)."""
+    from densebench.models.weights import check_snapshot, enforce_offline
+
+    enforce_offline()
+    if weights is not None and model is not None:
+        check_snapshot(model, weights)
+
+
+@command(
+    "train",
+    arg("--spec", type=spec_arg, required=True),
+    path("--store"),
+    path("--out-dir"),
+    opt_path("--weights"),
+    THREADS,
+    arg("--attempt", type=int, default=1, help="the job's attempt (retries)"),
+    arg(
+        "--site",
+        type=json_arg,
+        default=None,
+        help="the config's `resources` (GPU classes), JSON or @file",
+    ),
+)
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train one run into --out-dir (best.pt, train_log.csv, provenance.json)."""
+    prepare_model_job(args.spec.model, args.weights)
+    from densebench.train.loop import train_run
+
+    train_run(
+        args.spec, args.store, args.out_dir, args.weights, args.threads, args.attempt, args.site
+    )
+
+
+@command(
+    "predict",
+    arg("--spec", type=spec_arg, default=None),
+    path("--checkpoint"),
+    path("--store"),
+    path("--out"),
+    opt_path("--weights"),
+    THREADS,
+)
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Predict a trained run's test split into per-image confusion matrices."""
+    prepare_model_job(args.spec.model if args.spec is not None else None, args.weights)
+    from densebench.evaluate.predict import predict_run
+
+    predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)
+
+
+@command(
+    "score",
+    path("--out"),
+    BOOTSTRAP,
+    arg("--variants", action="store_true"),
+    paths("confusions"),
+)
+def cmd_score(args: argparse.Namespace) -> None:
+    """Metrics and bootstrap CIs of runs, from their confusion matrices (one seed for all)."""
+    import pandas as pd
+
+    from densebench.atomic import write_table
+    from densebench.evaluate.bootstrap import score_run
+
+    options = {"definitions": args.definitions, "exclude_background": args.exclude_background}
+    frames = [
+        score_run(path, _score_keys(path, args.variants), args.replicates, args.seed, **options)
+        for path in args.confusions
+    ]
+    write_table(pd.concat(frames, ignore_index=True), args.out)
+
+
+def _score_keys(path: Path, variants: bool) -> dict[str, str]:
+    """The key columns of a run's scores: its (dataset, model, strategy) and, with `variants`,
+    its run folder's variant ('' for a cell's own run; densebench.variants)."""
+    from densebench.evaluate.confusion import run_keys
+    from densebench.variants import of_run_folder
+
+    keys = run_keys(path)
+    if variants:
+        keys["variant"] = of_run_folder(Path(path).parent.name).name
+    return keys
+
+
+@command("aggregate", path("--out"), paths("inputs"))
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    """Collect per-run metrics into the tidy results table."""
+    from densebench.atomic import write_table
+    from densebench.report.aggregate import aggregate
+
+    write_table(aggregate(args.inputs), args.out)

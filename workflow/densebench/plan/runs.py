@@ -1,0 +1,332 @@
+"""The runs of the plan: every run of the grid (training seeds), of the input-size ablation and of
+each ablation's cells; which (model, strategy) pairs apply; each job's inputs, run spec,
+resources and identity; the targets of `all` and of each ablation.
+
+A run is ``(dataset, model, strategy, variant)``; ``variant`` is ``""`` for a cell's own run and
+otherwise names an input size and / or training seed (``densebench.variants``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from densebench.config import ROOT, registry_path
+from densebench.gpu_plan import check_gpu_fit
+from densebench.models.weights import needs_weights
+from densebench.plan.report import ReportPlan
+from densebench.registry import AXES, Registries, strategy_problem
+from densebench.resources import job_resources
+from densebench.spec import RunSpec, build_run_spec
+from densebench.variants import Variant, seed_variant, training_seeds
+
+Run = tuple[str, str, str, str]
+"""(dataset, model, strategy, variant) of one run; variant "" for a cell's own run."""
+
+RUN_DIR = "results/runs/{dataset}/{model}/{strategy}"
+RUN_PRODUCTS = ("best.pt", "confusion.npz")
+"""The products of a run that `all` and each scored ablation ask for (a deleted run is redone)."""
+ABLATIONS = ("lora_rank", "input_size", "baseline_unet", "token_similarity", "qualitative")
+
+
+class InapplicablePairError(ValueError):
+    """The config pairs a model with a strategy that cannot train it."""
+
+
+def run_folder(dataset: str, model: str, strategy: str, variant: str = "") -> str:
+    """The folder of a run: its cell's, suffixed `__<variant>` for a variant run."""
+    folder = RUN_DIR.format(dataset=dataset, model=model, strategy=strategy)
+    return f"{folder}__{variant}" if variant else folder
+
+
+class Plan:
+    """Every run and product a config asks for, with the grids its report shows."""
+
+    def __init__(self, config: Mapping[str, Any], registries: Registries) -> None:
+        self.config = config
+        self.registries = registries
+        self.datasets: list[str] = list(config["datasets"])
+        self.models: list[str] = list(config["models"])
+        registries.check_names({axis: config[axis] for axis in AXES})
+        self.strategies: list[str] = list(config["strategies"])
+        self.seeds: list[int] = training_seeds(config["train"])
+        self.ablations = self._ablations(config["ablations"])
+        self._check_pairs()
+        self._specs: dict[Run, RunSpec] = {}
+        self._resources: dict[tuple[str, Run, int], Any] = {}
+        self._fits: set[Run] = set()
+        self.report = ReportPlan(self)
+        """The report's products and grids (densebench.plan.report)."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], root: Path = ROOT) -> Plan:
+        """The plan of a validated config, its registries resolved against `root`."""
+        registries = Registries.load(*(registry_path(config, axis, root) for axis in AXES))
+        return cls(config, registries)
+
+    # ---- runs ---------------------------------------------------------------------------
+    def _ablations(self, ablations: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """The ablation settings with the baseline's `datasets: null` read as the config's
+        datasets (a copy: the config is never changed), their names checked."""
+        out = {name: dict(a) for name, a in ablations.items()}
+        if out["baseline_unet"]["datasets"] is None:
+            out["baseline_unet"]["datasets"] = list(self.datasets)
+        for a in out.values():
+            self.registries.check_names({axis: a[axis] for axis in AXES})
+        return out
+
+    def pair_problem(self, model: str, strategy: str) -> str | None:
+        """Why a (model, strategy) pair cannot run (None if it can)."""
+        r = self.registries
+        return strategy_problem(model, r.models[model], strategy, r.strategies[strategy])
+
+    def _check_pairs(self) -> None:
+        """Refuse, before any job, a pair of the grid or of an ablation that cannot run."""
+        where = {"the grid (config models x strategies)": (self.models, self.strategies)}
+        for name, a in self.ablations.items():
+            where[f"ablations.{name}"] = (a["models"], a["strategies"])
+        problems = [
+            f"{place}: {problem}"
+            for place, (models, strategies) in where.items()
+            for m in models
+            for s in strategies
+            if (problem := self.pair_problem(m, s))
+        ]
+        if problems and self.config.get("pairs", "all") == "all":
+            raise InapplicablePairError(
+                "some (model, strategy) pairs of the config cannot run:\n  "
+                + "\n  ".join(dict.fromkeys(problems))
+                + "\nremedy: take the model or strategy out of that list, or set "
+                "`pairs: applicable` to leave out the pairs that do not apply"
+            )
+
+    def applies(self, model: str, strategy: str) -> bool:
+        """Whether the pair runs (under `pairs: applicable` inapplicable pairs are left out)."""
+        return self.pair_problem(model, strategy) is None
+
+    def cells(
+        self, datasets: Iterable[str], models: Iterable[str], strategies: Iterable[str]
+    ) -> list[tuple[str, str, str]]:
+        """(dataset, model, strategy) of every applicable pair, in config order."""
+        models, strategies = list(models), list(strategies)
+        return [
+            (d, m, s) for d in datasets for m in models for s in strategies if self.applies(m, s)
+        ]
+
+    def seed_runs(self) -> list[Run]:
+        """Every run of the grid, every training seed (the grid's own runs for one seed)."""
+        variants = [seed_variant(seed, self.config["train"]).name for seed in self.seeds]
+        return [
+            (*cell, v) for cell in self.cells(self.datasets, self.models, self.strategies)
+            for v in variants
+        ]  # fmt: skip
+
+    def input_size_runs(self) -> list[Run]:
+        """The input-size ablation's runs: each S of each dataset (only the S its shortest
+        side reaches, unless `upsample`)."""
+        a = self.ablations["input_size"]
+        cards = self.registries.datasets
+        return [
+            (d, m, s, Variant(size=size).name)
+            for d, m, s in self.cells(a["datasets"], a["models"], a["strategies"])
+            for size in a["sizes"]
+            if a["upsample"] or cards[d]["min_side"] >= size
+        ]
+
+    def analysis_runs(self, name: str) -> list[Run]:
+        """The runs of an analysis, in config order: the grid's seed runs (`seeds`), the
+        input-size runs, or an ablation's cells (a cell shared with the grid is the same run)."""
+        if name == "seeds":
+            return self.seed_runs()
+        if name == "input_size":
+            return self.input_size_runs()
+        a = self.ablations[name]
+        return [(*cell, "") for cell in self.cells(a["datasets"], a["models"], a["strategies"])]
+
+    def analysis_run_files(self, name: str, file: str) -> list[str]:
+        """One file of every run of an analysis."""
+        return [f"{run_folder(*run)}/{file}" for run in self.analysis_runs(name)]
+
+    def baseline_cells(self) -> list[tuple[str, str, str]]:
+        """The UNet baseline's cells where it joins the grid's tables (`ablations.baseline_unet`
+        enabled): scored, tabulated and compared with the PFMs like any cell of the grid."""
+        a = self.ablations["baseline_unet"]
+        return self.cells(a["datasets"], a["models"], a["strategies"]) if a["enabled"] else []
+
+    @property
+    def report_models(self) -> list[str]:
+        """The models of the results table: the grid's, then the baseline's where it joins."""
+        return list(dict.fromkeys([*self.models, *(c[1] for c in self.baseline_cells())]))
+
+    def dataset_run_files(self, dataset: str, file: str) -> list[str]:
+        """One file of every run in the results table on a dataset: the grid's cells' own runs
+        and the joined baseline's."""
+        cells = self.cells([dataset], self.models, self.strategies)
+        cells += [c for c in self.baseline_cells() if c[0] == dataset and c not in cells]
+        return [f"{run_folder(*cell)}/{file}" for cell in cells]
+
+    # ---- data and weights -----------------------------------------------------------------
+    def datasets_with_access(self, *access: str) -> list[str]:
+        """The registry's datasets of an access kind (synthetic, open, manual)."""
+        return [d for d, card in self.registries.datasets.items() if card["access"] in access]
+
+    def hand_dropped(self) -> list[str]:
+        """Datasets a person drops into resources/raw/<dataset>/: the workflow never fetches
+        them."""
+        from densebench.data.download import needs_hand_drop
+
+        return [d for d, card in self.registries.datasets.items() if needs_hand_drop(card)]
+
+    def downloaded(self) -> list[str]:
+        """Open datasets the workflow downloads itself into resources/raw/<dataset>/."""
+        dropped = self.hand_dropped()
+        return [d for d in self.datasets_with_access("open") if d not in dropped]
+
+    def uses_paper_split(self, dataset: str) -> bool:
+        """Whether a dataset's store takes the authors' published split list."""
+        synthetic = self.registries.datasets[dataset]["access"] == "synthetic"
+        return self.config["data"]["split_policy"] == "paper" and not synthetic
+
+    def raw_inputs(self, dataset: str) -> dict[str, Any]:
+        """Inputs of a dataset's unpack job: the download folder, every file of a complete hand
+        drop (an input, never an output: no flag deletes it), or, while a drop is incomplete,
+        a marker that only manual_raw makes (by failing with the instructions)."""
+        from densebench.data.download import missing_sources
+
+        raw = Path(f"resources/raw/{dataset}")
+        card = self.registries.datasets[dataset]
+        if dataset not in self.hand_dropped():
+            return {"raw": str(raw)}
+        if missing_sources(card, raw):
+            return {"missing": f"{raw}.missing"}
+        return {"drop": [str(raw / source["filename"]) for source in card["sources"]]}
+
+    def convert_inputs(self, dataset: str) -> dict[str, str]:
+        """Unpacked raw files and, under the paper split policy, the authors' split list."""
+        inputs = {"unpacked": f"resources/unpacked/{dataset}"}
+        if self.uses_paper_split(dataset):
+            inputs["split_list"] = f"resources/splits/{dataset}.json"
+        return inputs
+
+    def model_inputs(self, dataset: str, model: str) -> dict[str, str]:
+        """Inputs of every job that builds a model: the store and, if any, the weights."""
+        inputs = {"store": f"resources/datasets/{dataset}.zarr"}
+        if self.needs_weights(model):
+            inputs["weights"] = f"resources/weights/{model}"
+        return inputs
+
+    def weights_models(self, pretrain: bool) -> list[str]:
+        """The models whose snapshot pretrain_weights (`weights: pretrain` demo models) or
+        download_weights (hub models) makes."""
+        from densebench.models.weights import is_pretrain
+
+        models = self.registries.models
+        return [
+            m for m, r in models.items() if self.needs_weights(m) and is_pretrain(r) == pretrain
+        ]
+
+    def identity(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, Any] | Any:
+        """What redoes a job (densebench.identity), per kind of job: `sources` (download or
+        unpack a dataset's raw files), `split_list`, `store` (generate or convert), `weights`
+        (download or pretrain a model's snapshot), `training`, `prediction`. The rules pass it
+        as canonical JSON: their rerun trigger."""
+        from densebench import identity
+        from densebench.data.converters import converter_version
+        from densebench.models.weights import is_pretrain, pretrain_identity, snapshot_manifest
+
+        if kind in ("training", "prediction"):
+            run = (wildcards["dataset"], wildcards["model"], wildcards["strategy"])
+            spec = self.spec((*run, wildcards.get("variant", "")))
+            return spec.training_identity() if kind == "training" else spec.prediction_identity()
+        if kind == "weights":
+            model, record = wildcards["model"], self.registries.models[wildcards["model"]]
+            if is_pretrain(record):
+                return pretrain_identity(model, record)
+            snapshot = snapshot_manifest(Path(f"resources/weights/{model}"))
+            return identity.weights_identity(record, snapshot)
+        card = self.registries.datasets[wildcards["dataset"]]
+        if kind == "sources":
+            return identity.sources_identity(card)
+        if kind == "split_list":
+            return card.get("split_list")
+        if kind == "store":
+            version = converter_version(card["converter"]) if card.get("converter") else None
+            return identity.store_identity(card, self.config["data"], version)
+        raise ValueError(f"unknown identity kind {kind!r}")
+
+    def needs_weights(self, model: str) -> bool:
+        """Whether a model loads a weights snapshot (not a random-init model)."""
+        return needs_weights(self.registries.models[model])
+
+    def spec(self, run: Run) -> RunSpec:
+        """The run spec of a run (cached: the rules ask for it per job and per field)."""
+        if run not in self._specs:
+            self._specs[run] = build_run_spec(self.config, *run[:3], self.registries, run[3])
+        return self._specs[run]
+
+    def resources(self, stage: str, run: Run, attempt: int = 1) -> Any:
+        """Resources of a run's train or predict job at an attempt (densebench.resources)."""
+        key = (stage, run, attempt)
+        if key not in self._resources:
+            card = self.registries.datasets[run[0]]
+            fractions = self.config["data"]["split_fractions"]
+            policy = self.config["resources"]
+            self._resources[key] = job_resources(
+                self.spec(run), card, fractions, stage, attempt, policy
+            )
+        return self._resources[key]
+
+    def check_fits(self, run: Run) -> None:
+        """Stop the plan, before any job, if a run's train or predict job fits no GPU class of
+        the site (densebench.resources.check_gpu_fit raises its PlanError)."""
+        if run not in self._fits:
+            check_gpu_fit([self.spec(run)], self.config["resources"])
+            self._fits.add(run)
+
+    # ---- targets ------------------------------------------------------------------------
+    def final_outputs(self) -> list[str]:
+        """Targets of `all`: every run's checkpoint and predictions, every training seed's
+        (so a deleted run is redone with what depends on it), the results table, the report
+        of our runs."""
+        files = [f"{run_folder(*run)}/{f}" for run in self.seed_runs() for f in RUN_PRODUCTS]
+        return [*files, "results/tables/results.csv", *self.report.report_files("reproduced")]
+
+    @cached_property
+    def ablation_products(self) -> dict[str, list[str]]:
+        """The products of each ablation (a scored one's runs first, so a deleted run is
+        redone)."""
+
+        def scored(name: str, *products: str) -> list[str]:
+            runs = [f for p in RUN_PRODUCTS for f in self.analysis_run_files(name, p)]
+            return [*runs, *(f"results/ablations/{name}/{p}" for p in products)]
+
+        shown = self.ablations["qualitative"]["datasets"]
+        return {
+            "lora_rank": scored("lora_rank", "figure5.png"),
+            "input_size": scored("input_size", "figure.png"),
+            "baseline_unet": scored("baseline_unet", "table.md", "figure.png"),
+            "token_similarity": ["results/ablations/token_similarity/figure.png"],
+            "qualitative": [f"results/ablations/qualitative/{d}.png" for d in shown],
+        }
+
+    def ablation_targets(self, name: str | None = None) -> list[str]:
+        """The products of one ablation, or (no name) of every enabled one (part of `all`)."""
+        if name is not None:
+            return self.ablation_products[name]
+        enabled = [n for n in ABLATIONS if self.ablations[n]["enabled"]]
+        return [t for n in enabled for t in self.ablation_products[n]]
+
+    def analysis_inputs(self, name: str, dataset: str, model: str) -> dict[str, Any]:
+        """Inputs of an analysis job that reruns a model's runs on a dataset (token similarity,
+        qualitative): the store, the weights and the best.pt of each strategy's run."""
+        strategies = self.ablations[name]["strategies"]
+        best = [f"{run_folder(dataset, model, s)}/best.pt" for s in strategies]
+        return {**self.model_inputs(dataset, model), "best": best}
+
+    def similarity_tables(self) -> list[str]:
+        """The token-similarity tables of every (dataset, model) of that analysis."""
+        a = self.ablations["token_similarity"]
+        root = "results/ablations/token_similarity"
+        return [f"{root}/{d}/{m}.csv" for d in a["datasets"] for m in a["models"]]

@@ -1,0 +1,206 @@
+"""The report's products, listed once: each figure kind with its builder, options, caption and
+place in `snakemake --report`, and the report's tables of a source.
+
+The workflow's plan (``densebench.plan``) takes the products of each results source from here,
+the figure rule (workflow/rules/figures.smk, one rule over ``{kind}``) its report category and
+labels, and the CLI (``densebench figure``) its kinds and builders. Adding a figure is one entry
+in ``FIGURES`` (its builder ``(table, grid, **options) -> Figure``) and one caption block in
+workflow/report/figure.rst.
+
+Heat maps are drawn per strategy: the kind ``heatmap`` names its files ``heatmap_<strategy>``.
+``render_figure`` draws and saves a figure; ``write_report_table`` writes a table kind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from densebench.report.grid import Grid
+
+CAPTION = "figure.rst"
+"""The caption file of every figure (workflow/report/), one Jinja block per kind."""
+PER_STRATEGY = "heatmap"
+"""The kind drawn once per strategy (files ``heatmap_<strategy>``)."""
+
+
+@dataclass(frozen=True)
+class FigureProduct:
+    """A figure the report draws from a source's tidy table."""
+
+    builder: str
+    """``module:function`` of its builder ``(table, grid, **options) -> Figure``."""
+    category: str
+    """Its category in `snakemake --report`."""
+    label: str
+    """Its ``figure`` label in `snakemake --report`."""
+    subcategory: str | None = None
+    sizes: bool = False
+    """Whether it shows the models' parameter counts (the grid then carries ``params_m``)."""
+    config_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """CLI options taken from the config: (option, path of keys in the config)."""
+
+    def build(self) -> Callable[..., Any]:
+        """The builder function (imported on use: matplotlib is slow to import)."""
+        module, name = self.builder.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def labels(self, name: str) -> dict[str, str]:
+        """Its labels in `snakemake --report` for the file stem ``name``."""
+        strategy = strategy_of(name)
+        return {"figure": self.label, **({"strategy": strategy} if strategy else {})}
+
+    def cli_options(self, config: Mapping[str, Any]) -> str:
+        """Its config-derived CLI options (e.g. Figure 3's ``--metric``)."""
+        parts = []
+        for option, path in self.config_options:
+            value: Any = config
+            for key in path:
+                value = value[key]
+            parts.append(f"{option} {value}")
+        return " ".join(parts)
+
+
+FIGURES: dict[str, FigureProduct] = {
+    "figure3": FigureProduct(
+        "densebench.report.figures.boxes:build_figure3",
+        "Figures",
+        "Figure 3: per dataset and strategy",
+        config_options=(("--metric", ("report", "metric")),),
+    ),
+    "figure4": FigureProduct(
+        "densebench.report.figures.scaling:build_figure4",
+        "Figures",
+        "Figure 4: scaling",
+        sizes=True,
+    ),
+    "heatmap": FigureProduct(
+        "densebench.report.figures.heatmap:build_heatmap",
+        "Figures",
+        "heat map",
+        subcategory="heat maps",
+    ),
+    "dataset_sota": FigureProduct(
+        "densebench.report.figures.bars:build_dataset_sota", "Leaderboard", "best per dataset"
+    ),
+    "average_rank": FigureProduct(
+        "densebench.report.figures.bars:build_average_rank", "Leaderboard", "average rank"
+    ),
+    "critical_difference": FigureProduct(
+        "densebench.report.figures.cd_diagram:build_cd_diagram",
+        "Statistical tests",
+        "critical difference",
+    ),
+}
+FIGURE_KINDS: tuple[str, ...] = tuple(FIGURES)
+
+TABLE_KINDS: tuple[str, ...] = (
+    "dataset_sota",
+    "average_rank",
+    "strategy_comparison",
+    "friedman",
+    "model_cards",
+    "dataset_cards",
+)
+"""The report's tables of every source written as CSV, Markdown and LaTeX (beside them: the
+per-strategy tables of every source, and for sources with our runs the per-class tables, the
+paired bootstrap per dataset and, with several training seeds, the seed spread)."""
+
+
+FOLDER_KINDS: tuple[str, ...] = ("per_strategy", "per_class")
+"""Tables written as a folder, one file per (dataset, strategy)."""
+CARD_KINDS: tuple[str, ...] = ("model_cards", "dataset_cards")
+"""Tables drawn from registry records, not from a source's table."""
+SOURCE_TABLE_KINDS: tuple[str, ...] = tuple(
+    k for k in (*FOLDER_KINDS, *TABLE_KINDS) if k not in CARD_KINDS
+)
+"""Tables drawn from a source's table (`densebench table <kind>`)."""
+
+
+def strategy_of(name: str) -> str | None:
+    """The strategy of a per-strategy figure's file stem (``heatmap_lora`` -> ``lora``)."""
+    prefix = f"{PER_STRATEGY}_"
+    return name.removeprefix(prefix) if name.startswith(prefix) else None
+
+
+def figure_product(name: str) -> FigureProduct:
+    """The product of a figure's file stem (a kind, or ``heatmap_<strategy>``)."""
+    kind = PER_STRATEGY if strategy_of(name) else name
+    if kind not in FIGURES:
+        valid = [*(k for k in FIGURES if k != PER_STRATEGY), f"{PER_STRATEGY}_<strategy>"]
+        raise ValueError(f"unknown figure {name!r}: one of {', '.join(valid)}")
+    return FIGURES[kind]
+
+
+def figure_names(strategies: Iterable[str]) -> list[str]:
+    """The file stems of a report's figures: every kind, the heat map once per strategy."""
+    names = []
+    for kind in FIGURES:
+        if kind == PER_STRATEGY:
+            names += [f"{PER_STRATEGY}_{s}" for s in strategies]
+        else:
+            names.append(kind)
+    return names
+
+
+def figure_kind_pattern(strategies: Iterable[str]) -> str:
+    """Regex of every figure file stem over the given strategies (the rule's constraint)."""
+    return "|".join(re.escape(n) for n in figure_names(sorted(strategies)))
+
+
+def render_figure(
+    name: str, table: pd.DataFrame, grid: Grid, png: Path, pdf: Path, **options: Any
+) -> None:
+    """Draw the figure ``name`` (a kind or ``heatmap_<strategy>``) of a source's table and
+    save it as PNG and vector PDF (byte-identical for the same input)."""
+    from densebench.report.figures import save_figure
+
+    product = figure_product(name)
+    strategy = strategy_of(name)
+    if strategy:
+        options = {**options, "strategy": strategy}
+    save_figure(product.build()(table, grid, **options), png, pdf)
+
+
+def write_report_table(
+    kind: str,
+    out: Path,
+    table: pd.DataFrame | None = None,
+    grid: Grid | None = None,
+    records: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Path]:
+    """Write the table ``kind`` (``TABLE_KINDS``, or the folders ``per_strategy``/``per_class``)
+    of a source's table and grid (the cards: of registry ``records``) as CSV, Markdown and
+    LaTeX; ``out`` is the file stem (a folder for the folder kinds); return the paths."""
+    from densebench.report import ranking, stats, tables
+
+    out = Path(out)
+    if kind in CARD_KINDS:
+        if records is None:
+            raise ValueError(f"table {kind}: pass the registry records")
+        return tables.write_cards(records, kind.removesuffix("_cards") + "s", out)
+    writers: dict[str, Callable[..., list[Path]]] = {
+        "dataset_sota": ranking.write_dataset_sota,
+        "average_rank": ranking.write_average_rank,
+        "strategy_comparison": tables.write_strategy_comparison,
+        "friedman": lambda t, g, stem: stats.write_friedman(t, g, stem.parent),
+        "per_strategy": tables.strategy_tables,
+        "per_class": tables.class_tables,
+    }
+    if kind not in writers:
+        valid = [*TABLE_KINDS, "per_strategy", "per_class"]
+        raise ValueError(f"unknown table {kind!r}: one of {', '.join(valid)}")
+    if kind == "friedman" and out.name != "friedman":
+        raise ValueError(f"table friedman: the stem must end in 'friedman', got {out}")
+    if table is None or grid is None:
+        raise ValueError(f"table {kind}: pass the source's table and grid")
+    if kind in FOLDER_KINDS:
+        out.mkdir(parents=True, exist_ok=True)  # a folder of tables (may stay empty)
+    return writers[kind](table, grid, out)
