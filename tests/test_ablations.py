@@ -29,7 +29,7 @@ def test_lora_rank_target_lists_the_ablations_training_jobs(workdir):  # noqa: F
     cells = set(re.findall(r"Training (\S+) / (\S+) on (\S+) \(", plan))
     assert {s for _, s, _ in cells} == {*LORA_RANK, "full"}
     assert {d for _, _, d in cells} == {"TNBC", "GlaS", "COSAS24"}
-    assert {m for m, _, _ in cells} == {"lunit_vits8", "phikon", "uni_v1", "hoptimus_0"}
+    assert {m for m, _, _ in cells} == {"lunit_vits8", "conch_v1", "uni_v1", "hoptimus_0"}
 
 
 TRAINING = re.compile(

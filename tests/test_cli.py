@@ -140,6 +140,7 @@ FREE = {
     "background": "--exclude-background",
     "split_list": "--split-list resources/splits/d.json",
     "sources": "--reproduced results/reproduced.csv",
+    "raw": "--local /data/GlaS",
 }
 """What common.smk's params give where a rule writes `{params.X}` alone (options or nothing);
 a figure's `{params.options}` are its product's (densebench.report.products)."""

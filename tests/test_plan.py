@@ -52,6 +52,32 @@ def test_an_ablation_pair_that_cannot_run_is_refused(paper, registries):
         plan_of(paper, registries, ablations=ablations)
 
 
+def test_a_lora_rank_model_the_authors_leave_unadapted_is_refused_under_paper(paper, registries):
+    """phikon (transformers) gets no LoRA in the authors' code: its lora_r* runs would all be
+    its frozen run, so under `paper` the plan refuses it, naming the model and the remedy."""
+    from densebench.lora_whitelist import paper_adapts
+    from densebench.plan.runs import UnadaptedAblationModelError
+
+    defaults = paper["ablations"]["lora_rank"]["models"]
+    assert defaults == ["lunit_vits8", "conch_v1", "uni_v1", "hoptimus_0"]
+    assert all(paper_adapts(registries.models[m], m) for m in defaults)
+    Plan(paper, registries)  # the defaults pass
+    ablations = copy.deepcopy(paper["ablations"])
+    ablations["lora_rank"]["models"] = ["uni_v1", "phikon"]
+    with pytest.raises(UnadaptedAblationModelError) as error:
+        plan_of(paper, registries, ablations=ablations)
+    text = str(error.value)
+    assert isinstance(error.value, InapplicablePairError)  # the rules report it as a config error
+    assert "ablations.lora_rank.models: phikon " in text and "uni_v1" not in text
+    assert "take them out of ablations.lora_rank.models" in text
+    assert "fixes: {lora_all_families: true}" in text
+    fixed = plan_of(paper, registries, ablations=ablations, fixes={"lora_all_families": True})
+    assert {r[1] for r in fixed.analysis_runs("lora_rank")} == {"uni_v1", "phikon"}
+    plan_of(paper, registries, ablations=ablations, protocol="corrected")
+    ablations["lora_rank"]["strategies"] = ["full"]  # no LoRA strategy: nothing to refuse
+    plan_of(paper, registries, ablations=ablations)
+
+
 def test_the_baseline_takes_the_config_datasets_without_changing_the_config(paper, registries):
     config = copy.deepcopy(paper)
     assert config["ablations"]["baseline_unet"]["datasets"] is None

@@ -62,6 +62,33 @@ def test_patch_rule_at_requested_size(model, size, side):
     assert patch_rule_size(size, REGISTRIES.models[model]) == side
 
 
+def test_the_side_is_the_authors_s_wherever_their_code_can_run_it():
+    """The authors take S from `__resize<S>` as is; their code runs only at patch multiples
+    (config/README.md, "Where this release still differs"). At every default S and every
+    patch-14/16 model ours is a patch multiple within one patch below S, and S itself whenever
+    S is a multiple: for the paper's ablation model (UNI, patch 16) at every default S."""
+    config = load_config(REPO / "config/config.yaml")
+    ablation = config["ablations"]["input_size"]
+    models = {
+        name: record
+        for name, record in REGISTRIES.models.items()
+        if record["patch_size"] in (14, 16) and not record.get("fixed_input_size")
+    }
+    assert {14, 16} <= {record["patch_size"] for record in models.values()}
+    for size in ablation["sizes"]:
+        for name, record in models.items():
+            patch = int(record["patch_size"])
+            side = patch_rule_size(size, record)
+            assert side % patch == 0 and size - patch < side <= size, (name, size)
+            assert side == size or size % patch, (name, size)
+            spec = build_run_spec(config, "CRAG", name, "frozen", REGISTRIES, f"resize{size}")
+            assert spec.input_size == side
+    for name in ablation["models"]:
+        assert [patch_rule_size(s, REGISTRIES.models[name]) for s in ablation["sizes"]] == list(
+            ablation["sizes"]
+        )
+
+
 def test_fixed_size_model_is_refused_with_the_remedy():
     with pytest.raises(ValueError, match=r"ablations\.input_size\.models"):
         patch_rule_size(512, REGISTRIES.models["musk"])

@@ -49,6 +49,11 @@ FIXES: dict[str, tuple[str, str]] = {
         "train",
         "bf16 autocast on GPUs that support it (paper: fp16 autocast + GradScaler)",
     ),
+    "unet_grid_recipe": (
+        "train",
+        "the UNet baseline trains with the grid's recipe: soft Dice loss at train.batch_size "
+        "(paper: the authors' configs/unet.yaml, cross-entropy with ignore index 255 at batch 4)",
+    ),
     "native_resolution_scoring": (
         "predict",
         "resize-mode predictions are scored at the label's native resolution (paper: the label "

@@ -60,10 +60,26 @@ class Execution:
     checkpoint_every_min: float
 
 
+LOSSES = ("dice", "cross_entropy")
+"""Training losses (densebench.train.losses): the grid's soft Dice, and the cross-entropy of the
+authors' UNet recipe."""
+
+UNET_PAPER_RECIPE: Mapping[str, Any] = MappingProxyType({"batch_size": 4, "loss": "cross_entropy"})
+"""Where the authors' UNet recipe ([F] configs/unet.yaml) differs from their grid's
+([F] configs/config.yaml): cross-entropy (`type: cross_entropy`, [F] models/losses.py
+CrossEntropyLoss, ignore index 255) at batch 4 (train and validation). Their other keys (Adam,
+lr 0.001, weight decay 1e-4, 150 epochs, clip 5.0, AMP, cosine with 2 warmup epochs) are the
+grid's, so they follow `train.*`. A `family: unet` run uses it under `paper`; the
+`unet_grid_recipe` fix trains the UNet with the grid's recipe instead."""
+
+
 @dataclass(frozen=True)
 class TrainRecipe:
     """The config's `train` section: the recipe, the input-size rule's settings (they enter
-    the run through `RunSpec.input_size`) and the execution settings."""
+    the run through `RunSpec.input_size`) and the execution settings; plus the loss, which is
+    no config key: the grid's soft Dice unless the model's recipe says otherwise
+    (`UNET_PAPER_RECIPE`). The soft Dice is left out of `to_dict`, so a grid run's spec and
+    identities hold no `loss` key."""
 
     epochs: int
     batch_size: int
@@ -76,18 +92,25 @@ class TrainRecipe:
     max_input_size: int
     input_size: int | None
     execution: Execution
+    loss: Literal["dice", "cross_entropy"] = "dice"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainRecipe:
-        """From the flat `train` mapping of the config."""
+        """From the flat `train` mapping of the config (`loss` optional: default soft Dice)."""
         run = _names(Execution)
-        recipe = {k: v for k, v in data.items() if k not in run}
+        recipe = {k: v for k, v in data.items() if k not in run and k != "loss"}
+        loss = data.get("loss", "dice")
+        if loss not in LOSSES:
+            raise ValueError(f"train: unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         execution = Execution(**_take({k: data[k] for k in run if k in data}, run, "train"))
-        return cls(**_take(recipe, _names(cls, "execution"), "train"), execution=execution)
+        own = _take(recipe, _names(cls, "execution", "loss"), "train")
+        return cls(**own, execution=execution, loss=loss)
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat `train` mapping of the config."""
-        own = {name: getattr(self, name) for name in _names(TrainRecipe, "execution")}
+        """The flat `train` mapping of the config, with `loss` only when it is not soft Dice."""
+        own = {name: getattr(self, name) for name in _names(TrainRecipe, "execution", "loss")}
+        if self.loss != "dice":
+            own["loss"] = self.loss
         return {**own, **{name: getattr(self.execution, name) for name in _names(Execution)}}
 
 
@@ -224,8 +247,13 @@ def build_run_spec(
     of a variant run of it (densebench.variants: another input size or training seed)."""
     card = registries.datasets[dataset]
     model_rec = registries.models[model]
-    train = TrainRecipe.from_dict(variant_train(config["train"], Variant.parse(variant), model_rec))
     fixes = stage_fixes(resolve_fixes(config), "train", "predict")
+    recipe = variant_train(config["train"], Variant.parse(variant), model_rec)
+    if model_rec.get("family") != "unet":
+        fixes.pop("unet_grid_recipe", None)  # no effect on a PFM run: not in its spec or identity
+    elif not fixes["unet_grid_recipe"]:
+        recipe.update(UNET_PAPER_RECIPE)
+    train = TrainRecipe.from_dict(recipe)
     return RunSpec(
         dataset=dataset,
         model=model,

@@ -1,6 +1,7 @@
 # The rules' view of the plan (densebench.plan.Plan): paths formatted from it, and the
 # identities passed as params (the rerun triggers, plain strings). No planning logic here.
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ sys.path.insert(0, str(SOURCE_ROOT / "workflow"))
 from densebench.config import export_source, expose_commands
 from densebench.plan import (
     InapplicablePairError,
+    LocalCopyError,
     OUR_SOURCES,
     REPORT_DIR,
     RUN_DIR,
@@ -41,7 +43,7 @@ export_source(os.environ, str(SOURCE_ROOT))
 
 try:
     PLAN = Plan.from_config(config, Path(workflow.basedir))
-except InapplicablePairError as error:
+except (InapplicablePairError, LocalCopyError) as error:
     raise WorkflowError(str(error)) from None
 REGISTRIES = PLAN.registries
 for _axis in AXES:
@@ -72,17 +74,45 @@ def split_list_flag(wildcards, input):
 
 def check_manual_drops():
     """Before any job runs: stop, with instructions for all of them, if a scheduled dataset's
-    hand drop is missing (manual_raw is scheduled exactly for incomplete drops)."""
-    from densebench.data.download import RawDataError, manual_instructions
+    hand drop or local copy is missing (manual_raw and missing_local_copy are scheduled exactly
+    for incomplete drops and missing or unusable local copies)."""
+    from densebench.data.download import (
+        RawDataError,
+        local_copy_problem,
+        manual_instructions,
+    )
 
-    jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == "manual_raw"]
-    missing = sorted({job.wildcards["dataset"] for job in jobs})
+    def missing(rule):
+        jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == rule]
+        return sorted({job.wildcards["dataset"] for job in jobs})
+
     cards = REGISTRIES.datasets
     texts = [
-        manual_instructions(d, cards[d], Path(f"resources/raw/{d}")) for d in missing
+        manual_instructions(d, cards[d], Path(f"resources/raw/{d}"))
+        for d in missing("manual_raw")
     ]
+    problems = [
+        local_copy_problem(d, cards[d], Path(PLAN.local_copies[d]))
+        for d in missing("missing_local_copy")
+    ]
+    texts += [problem for problem in problems if problem]
     if texts:
         raise RawDataError("\n\n".join(texts))
+
+
+def raw_flag(wildcards, output):
+    """CLI flag naming where a dataset's raw files are read from: its local copy (config
+    local_copies) or resources/raw/<dataset>/ (output-derived: not a rerun trigger; the files,
+    the unpack job's inputs, are)."""
+    local = PLAN.local_copies.get(wildcards.dataset)
+    if local is not None:
+        return f"--local {shlex.quote(local)}"
+    return f"--raw resources/raw/{wildcards.dataset}"
+
+
+def local_copy(wildcards, output):
+    """A dataset's local copy (config local_copies), output-derived: not a rerun trigger."""
+    return PLAN.local_copies[wildcards.dataset]
 
 
 def identity_json(kind):

@@ -4,6 +4,10 @@
 # of a rule, only an input of unpack_raw, so no flag (-F, --forcerun, --delete-all-output) can
 # delete it. While it is incomplete, unpack_raw waits on a marker that only manual_raw "makes",
 # and the onstart check stops the run before any job with the instructions.
+# A local copy (config local_copies: a folder or an archive anywhere) replaces the download or
+# the hand drop: the same, an input of unpack_raw only, read and never changed; while it is
+# missing (or not shaped like the card's sources), unpack_raw waits on a marker only
+# missing_local_copy "makes", and the onstart check stops the run. No identity holds its path.
 # Each rule's `identity` param is what redoes its product (densebench.identity); the whole card
 # reaches the job through an output-derived param, which Snakemake does not record, so editing a
 # card's description (notes, display name) redoes nothing.
@@ -66,6 +70,26 @@ rule manual_raw:
         " --raw resources/raw/{wildcards.dataset} 2>&1 | tee {log}; exit 1"
 
 
+rule missing_local_copy:
+    output:
+        missing="resources/raw/{dataset}.missing_local_copy",
+    log:
+        "logs/missing_local_copy/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(PLAN.local_copies),
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        card=record_json("datasets"),
+        local=local_copy,
+    message:
+        "{wildcards.dataset}: its local copy (config local_copies) is missing or not its card's"
+    shell:
+        "densebench local-check --dataset {wildcards.dataset} --card {params.card:q}"
+        " --local {params.local:q} 2>&1 | tee {log}; exit 1"
+
+
 rule unpack_raw:
     input:
         unpack(lambda wildcards: PLAN.raw_inputs(wildcards.dataset)),
@@ -80,11 +104,12 @@ rule unpack_raw:
     params:
         identity=identity_json("sources"),
         card=record_json("datasets"),
+        raw=raw_flag,
     message:
         "Verifying and unpacking the raw files of {wildcards.dataset}"
     shell:
         "densebench unpack --dataset {wildcards.dataset} --card {params.card:q}"
-        " --raw resources/raw/{wildcards.dataset} --out {output.unpacked} > {log} 2>&1"
+        " {params.raw} --out {output.unpacked} > {log} 2>&1"
 
 
 rule download_split_list:

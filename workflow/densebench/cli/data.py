@@ -67,12 +67,33 @@ def cmd_manual_check(args: argparse.Namespace) -> None:
     check_manual_drop(args.dataset, args.card, args.raw)
 
 
-@command("unpack", DATASET_CARD, path("--raw"), path("--out"))
+@command(
+    "local-check",
+    DATASET_CARD,
+    path("--local", help="the dataset's local copy (config local_copies)"),
+)
+def cmd_local_check(args: argparse.Namespace) -> None:
+    """Fail with the remedy unless a dataset's local copy is there and what its card describes."""
+    from densebench.data.download import check_local_copy
+
+    check_local_copy(args.dataset, args.card, args.local)
+
+
+@command(
+    "unpack",
+    DATASET_CARD,
+    opt_path("--raw", help="resources/raw/<dataset>: the download or hand drop"),
+    opt_path("--local", help="instead: the dataset's local copy (config local_copies), only read"),
+    path("--out"),
+)
 def cmd_unpack(args: argparse.Namespace) -> None:
-    """Verify a dataset's raw files and unpack them for its converter."""
+    """Verify a dataset's raw files (its raw folder or its local copy) and unpack them for its
+    converter."""
     from densebench.data.download import unpack_sources
 
-    unpack_sources(args.dataset, args.card, args.raw, args.out)
+    if (args.raw is None) == (args.local is None):
+        raise SystemExit("densebench unpack: give exactly one of --raw and --local")
+    unpack_sources(args.dataset, args.card, args.raw, args.out, local=args.local)
 
 
 @command("split-list", DATASET_CARD, path("--out"))

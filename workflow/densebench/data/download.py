@@ -9,9 +9,14 @@ Three steps, each atomic:
   manual, or a Drive folder whose card records `max_folder_files` >= 50), where to get each file,
   the name to drop into resources/raw/<dataset>/ and its checksum. The workflow never writes or
   deletes a hand drop: it is an input of unpack_raw, never the output of a rule.
-- `unpack_sources` verifies every file of the raw folder against the card again, then extracts
-  archives (zip, tar, tar.gz) or copies plain files into resources/unpacked/<dataset>/, the
-  folder a converter reads. A truncated or corrupt archive names the file and the remedy.
+- `check_local_copy` explains what is wrong with a dataset's local copy (config `local_copies`:
+  a folder holding the card's sources by name, or a one-source card's folder or file itself,
+  `local_sources`), which replaces the download or the hand drop: like a hand drop it is an input
+  of unpack_raw, never an output, and is only read.
+- `unpack_sources` verifies every file of the raw folder (or of the local copy) against the card
+  again, then extracts archives (zip, tar, tar.gz) or copies plain files into
+  resources/unpacked/<dataset>/, the folder a converter reads. A truncated or corrupt archive
+  names the file and the remedy.
 
 `fetch_split_list` downloads the authors' published split list of a paper dataset at the commit
 its card pins (reference/paper_splits.md).
@@ -253,30 +258,116 @@ def check_manual_drop(dataset: str, card: dict[str, Any], raw_dir: Path) -> None
         raise RawDataError(manual_instructions(dataset, card, Path(raw_dir)))
 
 
-def unpack_sources(dataset: str, card: dict[str, Any], raw_dir: Path, out_dir: Path) -> None:
-    """Verify every source file again, then extract or copy them into out_dir (atomic)."""
-    raw_dir = Path(raw_dir)
-    if needs_hand_drop(card):
-        check_manual_drop(dataset, card, raw_dir)
+LOCAL_KEY = "local_copies"
+"""The config key that points a dataset at a local copy of its raw files."""
+
+
+def local_sources(card: dict[str, Any], local: Path) -> dict[str, Path]:
+    """Where each source of a card lies in a local copy (config `local_copies`), {} if the copy is
+    not what the card describes: either a folder holding every source under its card name (the
+    layout of resources/raw/<dataset>/), or, for a card with one source, that source itself (a
+    folder for a Drive folder, else the file, e.g. the archive)."""
+    local = Path(local).expanduser()
+    sources = card.get("sources") or []
+    if sources and local.is_dir() and not missing_sources(card, local):
+        return {s["filename"]: local / s["filename"] for s in sources}
+    if len(sources) == 1 and (local.is_dir() if _is_folder(sources[0]) else local.is_file()):
+        return {sources[0]["filename"]: local}
+    return {}
+
+
+def local_copy_problem(dataset: str, card: dict[str, Any], local: Path) -> str | None:
+    """Why a dataset's local copy cannot be used (None if it can): missing, or not the card's."""
+    where = f"dataset {dataset}: its local copy {local} (config `{LOCAL_KEY}`)"
+    raw = f"resources/raw/{dataset}/"
+    instead = (
+        f"drop its files by hand into {raw}"
+        if needs_hand_drop(card)
+        else f"have the workflow download it into {raw}"
+    )
+    if not Path(local).expanduser().exists():
+        return (
+            f"{where} does not exist. Remedy: correct its path under `{LOCAL_KEY}` in the config "
+            "(absolute, or relative to the working directory: where resources/ and results/ "
+            f"are), or remove the entry to {instead}"
+        )
+    if local_sources(card, local):
+        return None
+    sources = card.get("sources") or []
+    if not sources:
+        return f"{where}: its card lists no sources; add them to its card"
+    names = ", ".join(s["filename"] + ("/" if _is_folder(s) else "") for s in sources)
+    lines = [f"{where} is not what its card describes; it must be a folder holding {names}"]
+    if len(sources) == 1:
+        kind = "folder" if _is_folder(sources[0]) else "file"
+        lines[0] += f", or that {kind} itself (under any name)"
+    lines += [
+        f"  missing: {s['filename']}  from {drive_url(s)}" for s in missing_sources(card, local)
+    ]
+    lines.append(
+        f"Remedy: point `{LOCAL_KEY}.{dataset}` at such a copy, or remove the entry to {instead}"
+    )
+    return "\n".join(lines)
+
+
+def check_local_copy(dataset: str, card: dict[str, Any], local: Path) -> None:
+    """Raise with the remedy when a dataset's local copy is missing or not the card's."""
+    problem = local_copy_problem(dataset, card, local)
+    if problem:
+        raise RawDataError(problem)
+
+
+def unpack_sources(
+    dataset: str,
+    card: dict[str, Any],
+    raw_dir: Path | None,
+    out_dir: Path,
+    local: Path | None = None,
+) -> None:
+    """Verify every source file again, then extract or copy them into out_dir (atomic): from
+    raw_dir, or from the dataset's local copy `local` (config `local_copies`), which is only read,
+    never changed."""
+    if local is not None:
+        check_local_copy(dataset, card, local)
+        paths = local_sources(card, local)
+        remedy = (
+            f"replace it in the local copy (config `{LOCAL_KEY}`; the workflow never changes it) "
+            "with an intact copy of the version the card describes, or update the card if the "
+            "source changed"
+        )
+    else:
+        raw_dir = Path(raw_dir)
+        if needs_hand_drop(card):
+            check_manual_drop(dataset, card, raw_dir)
+        paths = {s["filename"]: raw_dir / s["filename"] for s in card.get("sources") or []}
+        remedy = "delete it and fetch it again"
     with atomic_output(Path(out_dir)) as tmp:
         tmp.mkdir()
         for source in card.get("sources") or []:
-            path = raw_dir / source["filename"]
+            name, path = source["filename"], paths[source["filename"]]
             if not path.exists():
                 raise RawDataError(
                     f"dataset {dataset}: {path} is missing; fetch it again with: "
                     f"snakemake --cores 1 --forcerun download_raw resources/raw/{dataset}"
                 )
             if path.is_file():
-                verify(path, source.get("sha256"), str(path))
+                try:
+                    verify(path, source.get("sha256"), str(path))
+                except ChecksumError as error:
+                    if local is None:
+                        raise
+                    raise RawDataError(
+                        f"dataset {dataset}: {path} has sha256 {error.got} but the card expects "
+                        f"{error.expected}: a damaged copy or another version; {remedy}"
+                    ) from error
                 with open(tmp / "SOURCES.sha256", "a") as record:  # provenance, sha256sum format
-                    record.write(f"{sha256sum(path)}  {source['filename']}\n")
+                    record.write(f"{sha256sum(path)}  {name}\n")
             if path.is_dir():
-                shutil.copytree(path, tmp / path.name)
-            elif source.get("extract", True) and is_archive(path):
-                extract(path, tmp, dataset)
+                shutil.copytree(path, tmp / name)
+            elif source.get("extract", True) and is_archive(Path(name)):  # the card says
+                extract(path, tmp, dataset, remedy)
             else:
-                shutil.copy2(path, tmp / path.name)
+                shutil.copy2(path, tmp / name)
 
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -287,11 +378,14 @@ def is_archive(path: Path) -> bool:
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def extract(archive: Path, out_dir: Path, dataset: str) -> None:
-    """Unpack a zip or tar archive safely (no member may escape out_dir)."""
+def extract(
+    archive: Path, out_dir: Path, dataset: str, remedy: str = "delete it and fetch it again"
+) -> None:
+    """Unpack a zip or tar archive safely (no member may escape out_dir); a damaged one fails
+    with the remedy."""
     root = out_dir.resolve()
     try:
-        if archive.name.lower().endswith(".zip"):
+        if archive.name.lower().endswith(".zip") or zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as handle:
                 _check_members(handle.namelist(), root, archive)
                 bad = handle.testzip()
@@ -304,8 +398,7 @@ def extract(archive: Path, out_dir: Path, dataset: str) -> None:
                 handle.extractall(out_dir, filter="data")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
         raise RawDataError(
-            f"dataset {dataset}: archive {archive} is truncated or corrupt ({error}); delete it "
-            "and fetch it again"
+            f"dataset {dataset}: archive {archive} is truncated or corrupt ({error}); {remedy}"
         ) from error
 
 

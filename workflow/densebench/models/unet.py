@@ -17,9 +17,11 @@ calls when `pfm_name` is 'unet'), reimplemented here:
 * a one-channel input is repeated to three channels.
 
 [F] scripts/train.py trains every parameter of it from PyTorch's default init with the PFMs'
-optimiser, schedule and loss, on ImageNet-normalised inputs ([F] data/transforms.py
-get_model_normalization, default branch): here that is strategy `full` of a `family: unet`
-record; any other strategy is refused (`check_strategy`). Module names follow the authors', so
+optimiser and schedule, on ImageNet-normalised inputs ([F] data/transforms.py
+get_model_normalization, default branch), and [F] configs/unet.yaml with cross-entropy at batch
+4 (densebench.spec.UNET_PAPER_RECIPE; fix `unet_grid_recipe`: the grid's soft Dice and batch):
+here that is strategy `full` of a `family: unet` record; any other strategy is refused
+(`check_strategy`). Module names follow the authors', so
 state-dict keys are the same. Differences: `forward` returns the logits (theirs a dict
 {'out': logits}), like SegmentationModel; `base_channels` (c) is a knob whose default is theirs,
 smaller only for the CPU demo (demo_unet); the decoder settings of the config do not apply.

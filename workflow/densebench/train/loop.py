@@ -1,7 +1,8 @@
 """Training of one run: the paper's recipe, per-epoch log, atomic `last` checkpoint and resume.
 
-Adam with coupled weight decay, warmup + cosine LR stepped per epoch, soft Dice loss, fp16
-autocast + GradScaler on GPU (full precision on CPU), global grad-norm clipping, validation mIoU
+Adam with coupled weight decay, warmup + cosine LR stepped per epoch, soft Dice loss (the UNet
+under `paper`: cross-entropy; densebench.train.losses), fp16 autocast + GradScaler on GPU (full
+precision on CPU), global grad-norm clipping, validation mIoU
 every epoch with strictly-better model selection. After every epoch `last.pt` (everything needed
 to resume: trainable state, optimizer, scaler, selection state, log) replaces the previous one
 atomically, and a restarted job resumes from it with identical results: all randomness is
@@ -47,7 +48,7 @@ from densebench.models.segmenter import (
 from densebench.runtime import amp_dtype, autocast, configure_torch
 from densebench.spec import RunSpec
 from densebench.train.checkpoints import CheckpointClock, StopRequested, StopSignals, host_copy
-from densebench.train.losses import dice_loss
+from densebench.train.losses import LOSSES
 from densebench.train.schedule import cosine_period, lr_at
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_mIoU", "images_per_s", "epoch_s", "eta_s")
@@ -72,6 +73,7 @@ class Trainer:
         self.dtype = amp_dtype(device, spec.fixes["bf16_autocast"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         self.clip = float(cfg.grad_clip_norm)
+        self.loss = LOSSES[cfg.loss]
         self.forward = model
         self.checkpointed = enable_checkpointing(model, spec.model) if checkpointing else []
         if device.type == "cuda":
@@ -87,7 +89,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.dtype):
             logits = self.forward(x)
-        loss = dice_loss(logits, y, self.spec.ignore_index)
+        loss = self.loss(logits, y, self.spec.ignore_index)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.params, self.clip)
