@@ -42,9 +42,11 @@ trap cleanup EXIT
 step "apt packages"
 if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null || ! command -v runc >/dev/null; then
   command -v apt-get >/dev/null || fail "podman, debootstrap and runc are missing, and there is no apt-get"
+  exec 9>/tmp/densebench-apt.lock && flock -w 1800 9  # one apt-get at a time (the cluster test's)
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends podman buildah debootstrap runc uidmap \
     fuse-overlayfs slirp4netns containernetworking-plugins iptables ca-certificates >/dev/null
+  flock -u 9
 fi
 
 # This VM: no CAP_SYS_RESOURCE (podman's default rlimits fail; podman caps its own NPROC at

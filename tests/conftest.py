@@ -45,15 +45,19 @@ def pytest_itemcollected(item):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+FIRST = ("slurm_cluster", "container", *list(SHARED.values())[1:])
+"""The xdist groups, longest first (the container test is a group of its own)."""
+
+
 def pytest_collection_modifyitems(config, items):
     """Run the groups first, longest first."""
-    rank = {group: i for i, group in enumerate(SHARED.values())}
-    first = {
-        item.nodeid: min((rank[g] for f, g in SHARED.items() if f in item.fixturenames),
-                         default=len(rank))
-        for item in items
-    }  # fmt: skip
-    items.sort(key=lambda item: first[item.nodeid])
+    rank = {group: i for i, group in enumerate(FIRST)}
+
+    def first(item) -> int:
+        groups = {mark.args[0] for mark in item.iter_markers("xdist_group")}
+        return min((rank[g] for g in groups), default=len(rank))
+
+    items.sort(key=first)
     if getattr(config.option, "loadgroup", False):  # a pytest-xdist worker under loadgroup
         for item in items:
             group_by_nodeid(item)

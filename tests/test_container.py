@@ -17,9 +17,10 @@ import pytest
 
 from tests.conftest import REPO
 
-# With the cluster test's group (tests/conftest.py SHARED), on the same pytest-xdist worker: both
-# may apt-get install on a fresh machine, and two apt-gets at once fail on dpkg's lock.
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("slurm_cluster")]
+# A pytest-xdist group of its own (tests/conftest.py FIRST), started beside the cluster test: both
+# may apt-get install on a fresh machine, one at a time (a flock in
+# ci/container_test.sh and ci/local_slurm.sh).
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("container")]
 
 JOB = "job/.test/results/runs/demo_glands/demo_vit_p8/frozen"
 
