@@ -72,7 +72,7 @@ def slurm_script(command: str) -> subprocess.CompletedProcess:
     env["LOCAL_SLURM_ACCOUNT"] = ACCOUNT
     lock = ["flock", "/tmp/densebench-local-slurm.lock"]  # one start at a time on this machine
     return subprocess.run(
-        [*lock, "bash", str(SLURM), command], capture_output=True, text=True, env=env, timeout=600
+        [*lock, "bash", str(SLURM), command], capture_output=True, text=True, env=env, timeout=1800
     )
 
 
