@@ -98,7 +98,7 @@ def test_execution_and_descriptive_edits_do_not_retrain(spec):
 
 
 @pytest.mark.parametrize(
-    "change", [{"lr": 5e-4}, {"epochs": 3}, {"seed": 1}, {"batch_size": 2}, {"warmup_epochs": 0}]
+    "change", [{"lr": 5e-4}, {"epochs": 3}, {"seed": 1}, {"batch_size": 2}, {"warmup_epochs": 2}]
 )
 def test_recipe_edits_retrain_but_do_not_re_predict(spec, change):
     other = edited(spec, **change)

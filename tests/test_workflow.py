@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from densebench.evaluate.objects import OBJECT_METRICS
 from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.workflow
@@ -73,7 +74,9 @@ def test_paper_grid_dry_run_lists_1530_training_jobs(workdir):
     assert counts["download_raw"] + counts["manual_raw"] == 18
     assert counts["download_weights"] == 17 and counts["score"] == 18
     assert counts["aggregate"] == counts["strategy_tables"] == 1
-    assert counts["figure"] == 5 + 5  # five figures and a heat map per strategy
+    assert counts["figure"] == 7 + 5  # seven figures and a heat map per strategy
+    # the object metrics of the 8 nuclear and 3 gland datasets with instance labels
+    assert counts["convert_instances"] == 11 and counts["predict_objects"] == 11 * 17 * 5
 
 
 def test_unknown_names_fail_before_any_job(workdir):
@@ -198,9 +201,9 @@ def demo_run(tmp_path_factory) -> tuple[Path, list[str]]:
 def test_reduced_demo_end_to_end(demo_run):
     workdir, run = demo_run
     table = pd.read_csv(workdir / "results/tables/results.csv")
-    headline = table[table["class"].isna()]
+    headline = table[table["class"].isna() & ~table["metric"].isin(OBJECT_METRICS)]
     assert len(headline) == 1 * 2 * 2 * 8
-    assert len(table) == 1 * 2 * 2 * (8 + 5 * 3)  # + IoU/Dice/Precision/Recall/F1 per class
+    assert len(table) == 1 * 2 * 2 * (8 + 3 + 5 * 3)  # GlaS object metrics; per class 5 metrics
     assert set(table["model"]) == {"demo_vit_p8", "demo_vit_p14_reg4"}
     assert (headline["ci_lower"] <= headline["ci_upper"]).all()
     assert headline["boot_mean"].between(0, 1).all()
@@ -215,7 +218,7 @@ def test_reduced_demo_end_to_end(demo_run):
     # test_report_workflow.py), one heat map per strategy, plus what needs our runs
     from tests.report.test_report_workflow import FIGURES, TABLES
 
-    names = [*FIGURES, "heatmap_frozen", "heatmap_lora"]
+    names = [*FIGURES, "heatmap_frozen", "heatmap_lora", "rank_shift"]  # + object metrics
     assert {p.name for p in (report / "figures").iterdir()} == {
         f"{n}.{e}" for n in names for e in ("png", "pdf")
     }
@@ -234,6 +237,7 @@ def test_reduced_demo_end_to_end(demo_run):
         "train_log.csv",
         "provenance.json",
         "confusion.npz",
+        "objects.npz",
     }  # fmt: skip  (no last.pt: a finished run keeps what it needs)
     assert planned(workdir, run) == {}  # a second run has nothing to do
 
@@ -251,8 +255,10 @@ def test_descriptive_and_execution_edits_redo_only_what_prints_them(demo_run):
         workdir / "test_config.yaml",
         lambda c: c["train"].update(num_workers=1, compile=True, channels_last=False),
     )
-    # the model card prints the licence and the size, Figure 4 plots the size: only they
-    assert planned(workdir, run) == {"cards": 1, "figure": 1, "all": 1, "total": 3}
+    # the model card prints the licence and the size, Figure 4 plots the size, lora's published
+    # stem names its exported results file (Data/lora_v2.json): only they
+    expected = {"cards": 1, "figure": 1, "export_published": 1, "all": 1, "total": 4}
+    assert planned(workdir, run) == expected
     assert planned_figures(workdir, run) == ["figure4"]
     snakemake(workdir, *run)
     assert "CC0-1.0" in (workdir / "results/report/reproduced/tables/model_cards.md").read_text()
@@ -283,7 +289,8 @@ def test_merged_report_ranks_our_runs_beside_the_published(demo_run):
     merged = ["report", *run, "--config", "results_source=merged"]
     dry = job_counts(snakemake(workdir, *merged, "-n", "--quiet", "rules").stdout)
     assert not {"train", "predict", "score", "aggregate", "fetch_published"} & set(dry)
-    assert dry["reproduction"] == 1 and dry["figure"] == 5 + 5  # a heat map per strategy
+    # seven figures (rank_shift from our runs' object metrics) and a heat map per strategy
+    assert dry["reproduction"] == 1 and dry["figure"] == 7 + 5
     snakemake(workdir, *merged)
     tables = workdir / "results/report/merged/tables"
     ranks = pd.read_csv(tables / "average_rank.csv").set_index("model")
@@ -501,6 +508,32 @@ def test_deleted_prediction_only_repredicts(demo_run):
     snakemake(workdir, *run)
     assert np.array_equal(np.load(run_dir / "confusion.npz")["matrices"], before)
     assert (workdir / "results/scores/demo_glands.csv").read_text() == scores
+
+
+def test_gland_object_metrics_beside_the_pixel_metrics_a_deleted_tally_repredicts_one_run(
+    demo_run,
+):
+    workdir, run = demo_run
+    table = pd.read_csv(workdir / "results/tables/results.csv")
+    objects = table[table["metric"].isin(["Object_F1", "Object_Dice", "Object_Hausdorff"])]
+    assert len(objects) == 2 * 2 * 3  # every run of demo_glands, the three GlaS metrics
+    assert objects["class"].isna().all() and (objects["ci_lower"] <= objects["ci_upper"]).all()
+    headline = table[table["metric"] == "Mean_Dice"]
+    assert set(objects["n_images"]) == set(headline["n_images"])  # the same test images
+    report = workdir / "results/report/reproduced"
+    assert (report / "tables/objects/demo_glands/lora.md").is_file()
+    assert (report / "figures/rank_shift.png").read_bytes()[:4] == b"\x89PNG"
+    run_dir = workdir / "results/runs/demo_glands/demo_vit_p8/lora"
+    before = np.load(run_dir / "objects.npz")["tallies"]
+    confusion = (run_dir / "confusion.npz").stat().st_mtime_ns
+    (run_dir / "objects.npz").unlink()
+    counts = planned(workdir, run)
+    upstream = {k: counts.get(k) for k in ("train", "predict", "predict_objects", "score")}
+    assert upstream == {"train": None, "predict": None, "predict_objects": 1, "score": 1}
+    snakemake(workdir, *run)
+    assert np.array_equal(np.load(run_dir / "objects.npz")["tallies"], before)
+    assert (run_dir / "confusion.npz").stat().st_mtime_ns == confusion
+    assert planned(workdir, run) == {}
 
 
 def test_recipe_edit_retrains_those_runs_from_scratch(demo_run):

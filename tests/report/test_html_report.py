@@ -66,7 +66,13 @@ def test_report_holds_every_figure_and_table_with_config_captions(report_html):
         assert entry["data_uri"].startswith("data:image/png")
     tables = [k for k in results if k.startswith(f"{SOURCE}/tables/per_strategy/")]
     assert len(tables) == 18 * 5
-    for name in ("dataset_sota", "average_rank", "strategy_comparison", "friedman"):
+    for name in (
+        "dataset_sota",
+        "average_rank",
+        "strategy_comparison",
+        "friedman",
+        "rank_uncertainty",
+    ):
         assert f"{SOURCE}/tables/{name}.md" in results
     captions = [entry["caption"] for entry in results.values()]
     assert all("system-message" not in c for c in captions)  # every caption renders cleanly

@@ -23,7 +23,19 @@ from densebench.report.products import (
 from tests.conftest import REPO
 from tests.report.test_figures import DEMO_STRATEGIES, demo_rows, make_grid
 
-SIX = ("figure3", "figure4", "heatmap", "dataset_sota", "average_rank", "critical_difference")
+SIX = (
+    "figure3",
+    "figure4",
+    "heatmap",
+    "dataset_sota",
+    "average_rank",
+    "critical_difference",
+    "rank_uncertainty",
+    "rank_shift",
+)
+PIXEL_KINDS = tuple(k for k in SIX if not FIGURES[k].objects)
+"""The kinds drawn from pixel metrics alone (rank_shift needs object metrics:
+tests/report/test_object_tables.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +48,19 @@ def test_the_six_kinds_once() -> None:
     assert FIGURE_KINDS == SIX == tuple(FIGURES)
     assert (REPO / "workflow/report" / products.CAPTION).is_file()
     assert [k for k, p in FIGURES.items() if p.sizes] == ["figure4"]
-    assert {p.category for p in FIGURES.values()} == {"Figures", "Leaderboard", "Statistical tests"}
+    categories = {"Figures", "Leaderboard", "Statistical tests", "Object metrics"}
+    assert {p.category for p in FIGURES.values()} == categories
+    assert [k for k, p in FIGURES.items() if p.objects] == ["rank_shift"]
 
 
-@pytest.mark.parametrize("kind", SIX)
+@pytest.mark.parametrize("kind", PIXEL_KINDS)
 def test_every_kind_builds_from_a_small_table(kind, demo_grid) -> None:
     table = demo_rows()
     fig = FIGURES[kind].build()(table, demo_grid.within(table))
     assert isinstance(fig, Figure) and fig.get_axes()
 
 
-@pytest.mark.parametrize("name", [*(k for k in SIX if k != "heatmap"), "heatmap_lora"])
+@pytest.mark.parametrize("name", [*(k for k in PIXEL_KINDS if k != "heatmap"), "heatmap_lora"])
 def test_render_figure_writes_png_and_pdf(tmp_path, name, demo_grid) -> None:
     table = demo_rows()
     png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
@@ -64,7 +78,10 @@ def test_per_strategy_names_and_labels(demo_grid) -> None:
         "dataset_sota",
         "average_rank",
         "critical_difference",
+        "rank_uncertainty",
+        "rank_shift",
     ]
+    assert figure_names(DEMO_STRATEGIES, objects=False) == names[:-1]  # a source without them
     assert strategy_of("heatmap_cnn_adapter") == "cnn_adapter" and strategy_of("figure3") is None
     assert figure_product("heatmap_lora") is FIGURES["heatmap"]
     assert FIGURES["heatmap"].labels("heatmap_lora") == {"figure": "heat map", "strategy": "lora"}

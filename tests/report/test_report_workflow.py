@@ -29,16 +29,25 @@ def workdir(tmp_path: Path) -> Path:
 
 REPORT_RULES = {
     "source_table": 1,
+    "export_published": 5,  # the five Data/<stem>.json, back in the published format
     "strategy_tables": 1,
     "summaries": 1,
     "strategy_comparison": 1,
     "friedman": 1,
+    "rank_uncertainty": 1,
     "cards": 2,
-    "figure": 5 + 5,  # five figures and a heat map per strategy
+    "figure": 6 + 5,  # six figures and a heat map per strategy
     "report": 1,
 }
-TABLES = ("dataset_sota", "average_rank", "strategy_comparison", "friedman")
-FIGURES = ("figure3", "figure4", "dataset_sota", "average_rank", "critical_difference")
+TABLES = ("dataset_sota", "average_rank", "strategy_comparison", "friedman", "rank_uncertainty")
+FIGURES = (
+    "figure3",
+    "figure4",
+    "dataset_sota",
+    "average_rank",
+    "critical_difference",
+    "rank_uncertainty",
+)
 STRATEGIES = ("frozen", "lora", "dora", "cnn_adapter", "transformer_adapter")
 
 
@@ -78,6 +87,11 @@ def test_published_report_renders_every_product_from_hand_drops(published_report
     assert ranks.loc[0, "model_name"] == "H-Optimus-0" and round(ranks.loc[0, "overall"], 2) == 4.08
     friedman = pd.read_csv(tables / "friedman.csv")
     assert (friedman["k"] == 17).all() and (friedman["n_blocks"] == 90).all()
+    # the source exported in the published format: the dropped files back, byte for byte
+    assert {p.name: p.read_bytes() for p in (root / "Data").iterdir()} == drops
+    uncertainty = pd.read_csv(tables / "rank_uncertainty.csv")
+    assert set(uncertainty["scheme"]) == {"dataset"} and set(uncertainty["replicates"]) == {1000}
+    assert uncertainty.loc[0, "model_name"] == "H-Optimus-0"
     # the hand drops are inputs: still there, untouched, even after forcing the job reading them
     table = "results/report/published/results.csv"
     snakemake(workdir, "--cores", "2", table, "--forcerun", "source_table", *REPORT[1:])

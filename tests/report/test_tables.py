@@ -107,7 +107,7 @@ def test_strategy_tables_files_rows_order_and_marks(tmp_path: Path) -> None:
     expected = ["model", "model_name"]
     for metric in METRICS:
         expected += [metric, f"{metric}_ci_lower", f"{metric}_ci_upper"]
-    assert list(wide.columns) == expected
+    assert list(wide.columns) == [*expected, "n_images", "unreliable"]
     part = table[(table.dataset == "BCSS") & (table.strategy == "lora")]
     dice = part[part.metric == "Mean_Dice"].sort_values("boot_mean", ascending=False)
     assert wide["model"].tolist() == dice["model"].tolist()  # by Mean_Dice, descending

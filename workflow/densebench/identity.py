@@ -10,6 +10,9 @@ while editing anything that changes the numbers redoes exactly what it changes:
   its `split_list`;
 - zarr store: the card without its descriptive keys (`CARD_DESCRIPTIVE`), the split settings,
   the store layout and the converter's version;
+- instance store (`<dataset>.instances.zarr`): `instance_identity`, i.e. the card without its
+  descriptive keys, the kind of objects (`instance_labels`, itself descriptive for every other
+  product), the converter's version and the instance product's version;
 - weights snapshot: the model's hub repo and revision (pinning the revision that the snapshot
   already holds is no change);
 - trained run (`best.pt`): `training_identity`, i.e. the store and weights (by file time), the
@@ -36,8 +39,11 @@ from typing import Any, Protocol
 
 from densebench.fixes import scoring_options, stage_fixes
 
-CARD_DESCRIPTIVE = frozenset({"display_name", "notes", "paper_input_size", "min_side"})
-"""Card keys that do not change a dataset's store (`min_side` enters runs via the input size)."""
+CARD_DESCRIPTIVE = frozenset(
+    {"display_name", "notes", "paper_input_size", "min_side", "instance_labels"}
+)
+"""Card keys that do not change a dataset's store (`min_side` enters runs via the input size;
+`instance_labels` only the instance product and the object metrics)."""
 
 MODEL_DESCRIPTIVE = frozenset(
     {"display_name", "licence", "params_m", "notes", "gated", "hf_repo", "revision"}
@@ -101,6 +107,21 @@ def store_identity(
         "data": dict(data),
         "format": STORE_FORMAT,
         "converter_version": converter_version,
+    }
+
+
+def instance_identity(
+    card: Mapping[str, Any], converter_version: int | None, instance_version: int
+) -> dict[str, Any]:
+    """What decides a dataset's instance store: the card's content (as for its zarr store, the
+    split settings aside: they order no sample), the kind of objects (`instance_labels`), the
+    converter's version and the instance product's version
+    (`densebench.data.instances.INSTANCE_VERSION`)."""
+    return {
+        "card": without(card, CARD_DESCRIPTIVE),
+        "instance_labels": card.get("instance_labels", "none"),
+        "converter_version": converter_version,
+        "format": instance_version,
     }
 
 

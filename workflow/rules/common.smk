@@ -182,6 +182,22 @@ def dataset_run_files(name):
     return lambda wildcards: PLAN.dataset_run_files(wildcards.dataset, name)
 
 
+def dataset_object_files(wildcards):
+    """Input function: the object tallies of every run on the job's dataset, if it has
+    instance labels (densebench.plan.Plan.object_run_files)."""
+    return PLAN.object_run_files(wildcards.dataset)
+
+
+def objects_flag(wildcards, input):
+    """CLI flag listing a score job's object tallies, if it has any."""
+    return f"--objects {' '.join(input.objects)}" if input.objects else ""
+
+
+def instance_kind(wildcards):
+    """Param: the kind of objects of the job's dataset (nucleus or gland)."""
+    return PLAN.instance_kind(wildcards.dataset)
+
+
 def parent_dir(wildcards, output):
     """Folder of a job's first output."""
     return str(Path(output[0]).parent)
@@ -232,6 +248,22 @@ def figure_labels(wildcards):
 def figure_options(wildcards):
     """The CLI options of a figure's kind (e.g. Figure 3's metric): a rerun trigger."""
     return figure_product(wildcards.kind).cli_options(config)
+
+
+def figure_tables(wildcards):
+    """The report tables a figure's kind is drawn from (their CSV), inputs of its job."""
+    root = REPORT_DIR.format(source=wildcards.source)
+    return [f"{root}/tables/{k}.csv" for k in figure_product(wildcards.kind).tables]
+
+
+def source_run_files(name):
+    """Input function: one file of every run of the grid on every dataset, for the sources
+    holding our runs (none for published)."""
+    return lambda wildcards: (
+        [f for d in PLAN.datasets for f in PLAN.dataset_run_files(d, name)]
+        if wildcards.source in OUR_SOURCES
+        else []
+    )
 
 
 def cards_json(wildcards):

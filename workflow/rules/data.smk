@@ -153,3 +153,27 @@ rule convert:
         " --raw {input.unpacked} --out {output.store} --split-policy {params.policy}"
         " --seed {params.seed} --fractions {params.fractions} {params.split_list}"
         " > {log} 2>&1"
+
+
+# Ground-truth instances (nuclei, glands) of a dataset whose card has `instance_labels`: their
+# own product, from the same converter, following the semantic store's samples; the card's
+# `instance_labels` is no part of the store's identity, so adding them rebuilds no store.
+rule convert_instances:
+    input:
+        unpack(lambda wildcards: PLAN.instance_inputs(wildcards.dataset)),
+    output:
+        instances=directory("resources/datasets/{dataset}.instances.zarr"),
+    log:
+        "logs/convert_instances/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(PLAN.instance_datasets()),
+    conda:
+        "../../envs/data.yaml"
+    params:
+        identity=identity_json("instances"),
+        card=record_json("datasets"),
+    message:
+        "Writing the ground-truth instances of {wildcards.dataset}"
+    shell:
+        "densebench convert-instances --dataset {wildcards.dataset} --card {params.card:q}"
+        " --raw {input.unpacked} --store {input.store} --out {output.instances} > {log} 2>&1"

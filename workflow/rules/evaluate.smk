@@ -57,9 +57,50 @@ use rule predict as predict_variant with:
         " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
 
 
+# Object tallies (nucleus instances, gland objects) of a run on a dataset with instance labels:
+# its own product, so adding it re-predicts and retrains nothing else.
+rule predict_objects:
+    input:
+        unpack(run_inputs),
+        best=f"{RUN_DIR}/best.pt",
+        instances="resources/datasets/{dataset}.instances.zarr",
+    output:
+        objects=f"{RUN_DIR}/objects.npz",
+    log:
+        "logs/predict_objects/{dataset}/{model}/{strategy}.log",
+    benchmark:
+        "logs/benchmarks/predict_objects/{dataset}/{model}/{strategy}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: run_threads
+    resources:
+        gpu=run_resource("predict", "gpu"),
+        gpu_model=run_resource("predict", "gpu_model"),
+        gres=run_resource("predict", "gres"),
+        constraint=run_resource("predict", "constraint"),
+        gpu_note=run_resource("predict", "gpu_note"),
+        attempt=attempt_number,
+        cpus_per_gpu=run_resource("predict", "cpus_per_gpu"),
+        mem_mb=run_resource("predict", "mem_mb"),
+        runtime=run_resource("predict", "runtime"),
+    params:
+        identity=identity_json("objects"),
+        spec=job_spec,
+        weights=weights_flag,
+        kind=instance_kind,
+    message:
+        "Predicting the {params.kind} objects of {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
+        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+    shell:
+        "densebench predict-objects --spec {params.spec:q} --checkpoint {input.best}"
+        " --store {input.store} --instances {input.instances} --kind {params.kind}"
+        " --out {output.objects} {params.weights} --threads {threads} > {log} 2>&1"
+
+
 rule score:
     input:
         confusions=dataset_run_files("confusion.npz"),
+        objects=dataset_object_files,
     output:
         scores="results/scores/{dataset}.csv",
     log:
@@ -74,9 +115,10 @@ rule score:
         seed=SCORING["seed"],
         definitions=SCORING["definitions"],
         background="--exclude-background" if SCORING["exclude_background"] else "",
+        objects=objects_flag,
     message:
         "Metrics and bootstrap CIs of every run on {wildcards.dataset} (no GPU)"
     shell:
         "densebench score --replicates {params.replicates} --seed {params.seed}"
         " --definitions {params.definitions} {params.background}"
-        " --out {output.scores} {input.confusions} > {log} 2>&1"
+        " --out {output.scores} {input.confusions} {params.objects} > {log} 2>&1"

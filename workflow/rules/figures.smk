@@ -1,11 +1,13 @@
 # The report's figures, one rule over the figure kinds of the product table
 # (densebench.report.products): PNG + vector PDF under results/report/<source>/figures/,
 # drawn from the source's table by `densebench figure <kind>`; heat maps are `heatmap_<strategy>`.
+# A kind drawn from a report table as well (the rank uncertainty) gets its CSV as an input.
 
 
 rule figure:
     input:
         table=f"{REPORT_DIR}/results.csv",
+        tables=figure_tables,
     output:
         png=report(
             f"{REPORT_DIR}/figures/{{kind}}.png",
@@ -29,4 +31,5 @@ rule figure:
         "Rendering the figure {wildcards.kind} of the {wildcards.source} results (no GPU)"
     shell:
         "densebench figure {wildcards.kind} --table {input.table} --grid {params.grid:q}"
-        " {params.options} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+        " {params.options} --tables {input.tables} --png {output.png} --pdf {output.pdf}"
+        " > {log} 2>&1"

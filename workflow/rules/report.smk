@@ -60,6 +60,31 @@ rule source_table:
         " {params.sources} > {log} 2>&1"
 
 
+# The source as the authors' results site stores it (Data/<stem>.json per strategy, byte for
+# byte their format), so their site and its dashboards show reproduced or merged results.
+rule export_published:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        json=f"{REPORT_DIR}/Data/{{stem}}.json",
+    log:
+        "logs/export_published/{source}_{stem}.log",
+    wildcard_constraints:
+        source="|".join(SOURCES),
+        stem=alternatives(r["published"] for r in REGISTRIES.strategies.values()),
+    conda:
+        "../../envs/report.yaml"
+    params:
+        strategy=lambda wildcards: PLAN.report.strategy_of_stem(wildcards.stem),
+        grid=report_grid,
+    message:
+        "Writing the {wildcards.source} results as the published Data/{wildcards.stem}.json"
+        " (no GPU)"
+    shell:
+        "densebench export-published --table {input.table} --grid {params.grid:q}"
+        " --strategy {params.strategy} --out {output.json} > {log} 2>&1"
+
+
 rule strategy_tables:
     input:
         table=f"{REPORT_DIR}/results.csv",
@@ -111,6 +136,33 @@ rule class_tables:
         "Rendering the per-class tables of the {wildcards.source} results (no GPU)"
     shell:
         "densebench table per_class --table {input.table} --grid {params.grid:q}"
+        " --out {output.tables} > {log} 2>&1"
+
+
+rule object_tables:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+    output:
+        tables=report(
+            directory(f"{REPORT_DIR}/tables/objects"),
+            patterns=["{dataset}/{strategy}.md"],
+            caption="../report/object_tables.rst",
+            category="Object metrics",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "strategy": "{strategy}"},
+        ),
+    log:
+        "logs/object_tables/{source}.log",
+    wildcard_constraints:
+        source="|".join(OUR_SOURCES),
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid,
+    message:
+        "Rendering the nucleus and gland object tables of the {wildcards.source} results (no GPU)"
+    shell:
+        "densebench table objects --table {input.table} --grid {params.grid:q}"
         " --out {output.tables} > {log} 2>&1"
 
 
@@ -201,6 +253,42 @@ rule friedman:
     shell:
         "densebench table friedman --table {input.table} --grid {params.grid:q}"
         " --out {params.stem} > {log} 2>&1"
+
+
+# The leaderboard's rank intervals and P(first): image-level over our runs' confusion files
+# (the scoring's replicates, seed and definitions), dataset-level over published cells.
+rule rank_uncertainty:
+    input:
+        table=f"{REPORT_DIR}/results.csv",
+        confusions=source_run_files("confusion.npz"),
+    output:
+        md=report(
+            f"{REPORT_DIR}/tables/rank_uncertainty.md",
+            caption="../report/rank_uncertainty.rst",
+            category="Leaderboard",
+            labels={"table": "rank uncertainty"},
+        ),
+        other=multiext(f"{REPORT_DIR}/tables/rank_uncertainty", ".csv", ".tex"),
+    log:
+        "logs/rank_uncertainty/{source}.log",
+    wildcard_constraints:
+        source="|".join(SOURCES),
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=report_grid,
+        replicates=SCORING["replicates"],
+        seed=SCORING["seed"],
+        definitions=SCORING["definitions"],
+        background="--exclude-background" if SCORING["exclude_background"] else "",
+        stem=output_stem,
+    message:
+        "Bootstrapping the leaderboard's rank intervals of the {wildcards.source} results (no GPU)"
+    shell:
+        "densebench rank-uncertainty --table {input.table} --grid {params.grid:q}"
+        " --replicates {params.replicates} --seed {params.seed}"
+        " --definitions {params.definitions} {params.background}"
+        " --out {params.stem} {input.confusions} > {log} 2>&1"
 
 
 rule cards:

@@ -59,6 +59,26 @@ def cmd_convert(args: argparse.Namespace) -> None:
     )
 
 
+@command(
+    "convert-instances",
+    DATASET_CARD,
+    path("--raw"),
+    path("--store", help="the dataset's semantic store: the instances follow its samples"),
+    path("--out"),
+)
+def cmd_convert_instances(args: argparse.Namespace) -> None:
+    """Convert raw files again, keeping only the ground-truth instances, into the dataset's
+    instance store (resources/datasets/<dataset>.instances.zarr)."""
+    from densebench.data.converters import get_converter
+    from densebench.data.instances import write_instances
+
+    converter = args.card.get("converter")
+    if not converter:
+        raise SystemExit(f"dataset {args.dataset}: no converter is registered in its card")
+    samples = get_converter(converter)(args.raw, args.card)
+    write_instances(samples, args.card, args.dataset, args.store, args.out)
+
+
 @command("manual-check", DATASET_CARD, path("--raw"))
 def cmd_manual_check(args: argparse.Namespace) -> None:
     """Fail with instructions unless a registration-only dataset's files were dropped."""

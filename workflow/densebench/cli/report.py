@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densebench.cli.args import (
@@ -88,6 +89,22 @@ def cmd_source_table(args: argparse.Namespace) -> None:
 
 
 @command(
+    "export-published",
+    SOURCE,
+    arg("--strategy", required=True, help="the strategy whose cells the file holds"),
+    path("--out", help="Data/<stem>.json, <stem> the strategy's published name"),
+)
+def cmd_export_published(args: argparse.Namespace) -> None:
+    """One strategy of a source's table as the authors' results site stores it."""
+    from densebench.report.grid import Grid
+    from densebench.report.published_export import write_published_file
+    from densebench.report.sources import read_tidy
+
+    table = read_tidy(args.table)
+    write_published_file(table, args.strategy, args.out, Grid.from_json(args.grid))
+
+
+@command(
     "table",
     arg("kind", choices=products.SOURCE_TABLE_KINDS),
     SOURCE,
@@ -135,12 +152,38 @@ def cmd_cards(args: argparse.Namespace) -> None:
     path("--pdf"),
     arg("--strategy", default=None, help=argparse.SUPPRESS),  # deprecated: heatmap_<strategy>
     arg("--metric", default=None, help="Figure 3's metric (default Mean_Dice)"),
+    arg("--tables", type=Path, nargs="*", default=[], help="report tables it is drawn from"),
 )
 def cmd_figure(args: argparse.Namespace) -> None:
     """One report figure of a source's table, as PNG and PDF."""
     name, options = figure_name(args)
     table, grid = report_inputs(args)
+    options.update(products.figure_tables(name, args.tables))
     products.render_figure(name, table, grid, args.png, args.pdf, **options)
+
+
+@command(
+    "rank-uncertainty",
+    SOURCE,
+    BOOTSTRAP,
+    arg("--scheme", choices=("auto", "image", "dataset"), default="auto"),
+    path("--out", help="file stem (.csv/.md/.tex are added)"),
+    arg("confusions", type=Path, nargs="*", help="our runs' confusion.npz (image-level)"),
+)
+def cmd_rank_uncertainty(args: argparse.Namespace) -> None:
+    """Bootstrap intervals of the average ranks and P(first) of a source's leaderboard."""
+    from densebench.report.rank_uncertainty import confusion_map, write_rank_uncertainty
+
+    table, grid = report_inputs(args)
+    options = {
+        "confusions": confusion_map(args.confusions),
+        "scheme": args.scheme,
+        "definitions": args.definitions,
+        "exclude_background": args.exclude_background,
+    }
+    paths = write_rank_uncertainty(table, grid, args.out, args.replicates, args.seed, **options)
+    for written in paths:
+        print(f"wrote {written}", file=sys.stderr)
 
 
 @command(

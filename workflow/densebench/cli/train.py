@@ -71,14 +71,50 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 @command(
+    "predict-objects",
+    arg("--spec", type=spec_arg, default=None),
+    path("--checkpoint"),
+    path("--store"),
+    path("--instances", help="the dataset's instance store (<dataset>.instances.zarr)"),
+    arg("--kind", choices=("nucleus", "gland"), required=True),
+    path("--out"),
+    opt_path("--weights"),
+    THREADS,
+)
+def cmd_predict_objects(args: argparse.Namespace) -> None:
+    """Predict a trained run's test split into per-image object tallies (objects.npz)."""
+    prepare_model_job(args.spec.model if args.spec is not None else None, args.weights)
+    from densebench.evaluate.predict_objects import predict_objects_run
+
+    predict_objects_run(
+        args.checkpoint,
+        args.store,
+        args.instances,
+        args.kind,
+        args.out,
+        args.weights,
+        args.threads,
+        args.spec,
+    )
+
+
+@command(
     "score",
     path("--out"),
     BOOTSTRAP,
     arg("--variants", action="store_true"),
+    arg(
+        "--objects",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="object tallies (objects.npz) of runs also given as confusions",
+    ),
     paths("confusions"),
 )
 def cmd_score(args: argparse.Namespace) -> None:
-    """Metrics and bootstrap CIs of runs, from their confusion matrices (one seed for all)."""
+    """Metrics and bootstrap CIs of runs, from their confusion matrices and, where given, their
+    object tallies (one seed for all: the same image draws)."""
     import pandas as pd
 
     from densebench.atomic import write_table
@@ -89,7 +125,25 @@ def cmd_score(args: argparse.Namespace) -> None:
         score_run(path, _score_keys(path, args.variants), args.replicates, args.seed, **options)
         for path in args.confusions
     ]
+    confusions = {file.parent.resolve(): file for file in args.confusions}
+    if args.objects:
+        frames += _object_scores(args, confusions, options)
     write_table(pd.concat(frames, ignore_index=True), args.out)
+
+
+def _object_scores(args: argparse.Namespace, confusions: dict, options: dict) -> list:
+    """Score rows of the object tallies given, each beside its run's confusion file."""
+    from densebench.evaluate.object_tallies import check_same_images, score_objects
+
+    frames = []
+    for tallies in args.objects:
+        confusion = confusions.get(tallies.parent.resolve())
+        if confusion is None:
+            raise SystemExit(f"{tallies}: its run's confusion.npz is not among the scored files")
+        check_same_images(tallies, confusion)
+        keys = _score_keys(confusion, args.variants)
+        frames.append(score_objects(tallies, keys, args.replicates, args.seed, **options))
+    return frames
 
 
 def _score_keys(path: Path, variants: bool) -> dict[str, str]:

@@ -202,23 +202,18 @@ def _run(forward: Forward, chunk: list[tuple[Plan, int]]) -> None:
         plan.add(i, out)
 
 
-@torch.no_grad()
-def predict_matrices(
-    model, spec: RunSpec, store: Path, device, threads: int = 1
-) -> tuple[np.ndarray, list]:
-    """Per-image confusion matrices of the test split and the sample ids, in split order.
+def predicted_class_maps(
+    model, spec: RunSpec, data: SegmentationSplit, device, threads: int = 1
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(predicted class map, label) of every image of `data`, in split order, at the resolution
+    it is scored at (S x S under `resize`, native otherwise); both (H, W) on the device.
 
-    Split order is the authors' test-list order in a store written with their split list, as in
-    ``scripts/infer_bootstrap.py::collect_per_sample_confusion_matrices_resize`` (an unshuffled
-    loader over the list), so the bootstrap's image indices pick the same images as theirs.
     The model sees batches of the run's batch size; `threads` sizes the loader's workers.
     """
-    norm, size = spec.normalisation, spec.input_size
-    evaluate, c, ignore = spec.evaluate, spec.num_classes, spec.ignore_index
+    size, evaluate = spec.input_size, spec.evaluate
     dtype = amp_dtype(device, spec.fixes["bf16_autocast"])
     sliding = evaluate.inference == "sliding_window"
     native = sliding or spec.fixes["native_resolution_scoring"]
-    data = SegmentationSplit(store, "test", None if native else size, norm.mean, norm.std)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, dtype):
@@ -232,9 +227,35 @@ def predict_matrices(
             else:
                 yield (ResizedImage(image, size) if native else WholeImage(image)), label
 
+    for plan, label in batched_logits(forward, plans(), int(spec.train.batch_size)):
+        yield plan.logits().argmax(0), label
+
+
+def scored_test_split(spec: RunSpec, store: Path) -> SegmentationSplit:
+    """The run's test split as prediction reads it: resized to S x S under `resize`, native
+    under `sliding_window` or the `native_resolution_scoring` fix."""
+    native = spec.evaluate.inference == "sliding_window" or spec.fixes["native_resolution_scoring"]
+    norm = spec.normalisation
+    return SegmentationSplit(
+        store, "test", None if native else spec.input_size, norm.mean, norm.std
+    )
+
+
+@torch.no_grad()
+def predict_matrices(
+    model, spec: RunSpec, store: Path, device, threads: int = 1
+) -> tuple[np.ndarray, list]:
+    """Per-image confusion matrices of the test split and the sample ids, in split order.
+
+    Split order is the authors' test-list order in a store written with their split list, as in
+    ``scripts/infer_bootstrap.py::collect_per_sample_confusion_matrices_resize`` (an unshuffled
+    loader over the list), so the bootstrap's image indices pick the same images as theirs.
+    """
+    c, ignore = spec.num_classes, spec.ignore_index
+    data = scored_test_split(spec, store)
     matrices = [
-        confusion_matrices(plan.logits().argmax(0)[None], label[None], c, ignore)
-        for plan, label in batched_logits(forward, plans(), int(spec.train.batch_size))
+        confusion_matrices(pred[None], label[None], c, ignore)
+        for pred, label in predicted_class_maps(model, spec, data, device, threads)
     ]
     ids = [data.sample_id(k) for k in range(len(data))]
     return torch.cat(matrices).cpu().numpy().astype(np.int64), ids

@@ -31,6 +31,7 @@ class ReportPlan:
         """The results table's models: the grid's and, where it joins, the UNet baseline."""
         self.seeds = plan.seeds
         self.ablations = plan.ablations
+        self.instance_kind = plan.instance_kind
 
     def published_strategies(self) -> list[str]:
         """The strategies with published results (a pinned `published_sha256`), config order
@@ -50,6 +51,20 @@ class ReportPlan:
         """The pinned sha256 of the published file Data/<stem>.json."""
         records = self.registries.strategies.values()
         return next(r["published_sha256"] for r in records if r.get("published") == stem)
+
+    def strategy_of_stem(self, stem: str) -> str:
+        """The strategy whose published name (`published`, the file stem) is ``stem``."""
+        records = self.registries.strategies
+        return next(s for s, r in records.items() if r["published"] == stem)
+
+    def export_files(self, source: str) -> list[str]:
+        """A source written as the published files: `Data/<stem>.json` per strategy it reports
+        (densebench.report.published_export)."""
+        root = REPORT_DIR.format(source=source)
+        records = self.registries.strategies
+        return [
+            f"{root}/Data/{records[s]['published']}.json" for s in self.report_strategies(source)
+        ]
 
     def published_files(self) -> dict[str, dict[str, str]]:
         """The published files with their pinned sha256, {strategy: {path, sha256}}."""
@@ -85,18 +100,27 @@ class ReportPlan:
 
     def figure_names(self, source: str) -> list[str]:
         """The file stems of a source's figures (heat maps one per strategy)."""
-        return figure_names(self.report_strategies(source))
+        return figure_names(self.report_strategies(source), self.has_objects(source))
+
+    def has_objects(self, source: str) -> bool:
+        """Whether a source's table has object metrics: our runs on a dataset with instance
+        labels (the published files have none)."""
+        return source in OUR_SOURCES and any(
+            self.instance_kind(d) is not None for d in self.datasets
+        )
 
     def report_files(self, source: str) -> list[str]:
-        """Every product of a source's report: tables and figures; for sources with our runs
-        the per-class and paired-bootstrap tables (and the seed spread for several seeds);
-        for merged the reproduction report."""
+        """Every product of a source's report: tables, figures and the published files; for
+        sources with our runs the per-class and paired-bootstrap tables (and the seed spread for
+        several seeds); for merged the reproduction report."""
         root = REPORT_DIR.format(source=source)
-        files = [f"{root}/tables/per_strategy"]
+        files = [f"{root}/tables/per_strategy", *self.export_files(source)]
         files += [f"{root}/tables/{n}.{e}" for n in TABLE_KINDS for e in ("csv", "md", "tex")]
         files += [
             f"{root}/figures/{n}.{e}" for n in self.figure_names(source) for e in ("png", "pdf")
         ]
+        if self.has_objects(source):
+            files.append(f"{root}/tables/objects")
         if source in OUR_SOURCES:
             files.append(f"{root}/tables/per_class")
             files += [

@@ -201,6 +201,23 @@ class Plan:
         cells += [c for c in self.baseline_cells() if c[0] == dataset and c not in cells]
         return [f"{run_folder(*cell)}/{file}" for cell in cells]
 
+    def object_run_files(self, dataset: str) -> list[str]:
+        """The object tallies (`objects.npz`) of every run `dataset_run_files` lists, where the
+        dataset's card has instance labels; none otherwise."""
+        from densebench.evaluate.object_tallies import OBJECT_FILE
+
+        if self.instance_kind(dataset) is None:
+            return []
+        return self.dataset_run_files(dataset, OBJECT_FILE)
+
+    def objects_identity(self, spec: RunSpec) -> dict[str, Any]:
+        """What redoes a run's object tallies, given its trained weights and the instance store:
+        its predictions, the kind of objects and the tallies' version."""
+        from densebench.evaluate.object_tallies import TALLY_VERSION
+
+        kind = self.instance_kind(spec.dataset)
+        return {**spec.prediction_identity(), "objects": kind, "tallies": TALLY_VERSION}
+
     # ---- data and weights -----------------------------------------------------------------
     def datasets_with_access(self, *access: str) -> list[str]:
         """The registry's datasets of an access kind (synthetic, open, manual)."""
@@ -265,6 +282,25 @@ class Plan:
             inputs["split_list"] = f"resources/splits/{dataset}.json"
         return inputs
 
+    def instance_kind(self, dataset: str) -> str | None:
+        """The kind of objects of a dataset's ground-truth instances (its card's
+        `instance_labels`: nucleus or gland), or None where it has none."""
+        from densebench.data.instances import instance_kind
+
+        return instance_kind(self.registries.datasets[dataset])
+
+    def instance_datasets(self) -> list[str]:
+        """The registry's datasets with instance labels (their instance store has a rule)."""
+        return [d for d in self.registries.datasets if self.instance_kind(d) is not None]
+
+    def instance_inputs(self, dataset: str) -> dict[str, str]:
+        """Inputs of a dataset's instance store: its unpacked raw files (converted again) and
+        its semantic store (whose sample order and sizes the instances follow)."""
+        return {
+            "unpacked": f"resources/unpacked/{dataset}",
+            "store": f"resources/datasets/{dataset}.zarr",
+        }
+
     def model_inputs(self, dataset: str, model: str) -> dict[str, str]:
         """Inputs of every job that builds a model: the store and, if any, the weights."""
         inputs = {"store": f"resources/datasets/{dataset}.zarr"}
@@ -284,16 +320,18 @@ class Plan:
 
     def identity(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, Any] | Any:
         """What redoes a job (densebench.identity), per kind of job: `sources` (download or
-        unpack a dataset's raw files), `split_list`, `store` (generate or convert), `weights`
-        (download or pretrain a model's snapshot), `training`, `prediction`. The rules pass it
-        as canonical JSON: their rerun trigger."""
+        unpack a dataset's raw files), `split_list`, `store` (generate or convert), `instances`
+        (a dataset's instance store), `weights` (download or pretrain a model's snapshot),
+        `training`, `prediction`. The rules pass it as canonical JSON: their rerun trigger."""
         from densebench import identity
         from densebench.data.converters import converter_version
         from densebench.models.weights import is_pretrain, pretrain_identity, snapshot_manifest
 
-        if kind in ("training", "prediction"):
+        if kind in ("training", "prediction", "objects"):
             run = (wildcards["dataset"], wildcards["model"], wildcards["strategy"])
             spec = self.spec((*run, wildcards.get("variant", "")))
+            if kind == "objects":
+                return self.objects_identity(spec)
             return spec.training_identity() if kind == "training" else spec.prediction_identity()
         if kind == "weights":
             model, record = wildcards["model"], self.registries.models[wildcards["model"]]
@@ -306,9 +344,13 @@ class Plan:
             return identity.sources_identity(card)
         if kind == "split_list":
             return card.get("split_list")
-        if kind == "store":
+        if kind in ("store", "instances"):
             version = converter_version(card["converter"]) if card.get("converter") else None
-            return identity.store_identity(card, self.config["data"], version)
+            if kind == "store":
+                return identity.store_identity(card, self.config["data"], version)
+            from densebench.data.instances import INSTANCE_VERSION
+
+            return identity.instance_identity(card, version, INSTANCE_VERSION)
         raise ValueError(f"unknown identity kind {kind!r}")
 
     def needs_weights(self, model: str) -> bool:
@@ -342,10 +384,16 @@ class Plan:
 
     # ---- targets ------------------------------------------------------------------------
     def final_outputs(self) -> list[str]:
-        """Targets of `all`: every run's checkpoint and predictions, every training seed's
-        (so a deleted run is redone with what depends on it), the results table, the report
-        of our runs."""
-        files = [f"{run_folder(*run)}/{f}" for run in self.seed_runs() for f in RUN_PRODUCTS]
+        """Targets of `all`: every run's checkpoint and predictions (and object tallies, on a
+        dataset with instance labels), every training seed's (so a deleted run is redone with
+        what depends on it), the results table, the report of our runs."""
+        from densebench.evaluate.object_tallies import OBJECT_FILE
+
+        runs = self.seed_runs()
+        files = [f"{run_folder(*run)}/{f}" for run in runs for f in RUN_PRODUCTS]
+        files += [  # the cells' own runs (a seed variant's objects are not scored)
+            f"{run_folder(*r)}/{OBJECT_FILE}" for r in runs if self.instance_kind(r[0]) and not r[3]
+        ]
         return [*files, "results/tables/results.csv", *self.report.report_files("reproduced")]
 
     @cached_property

@@ -2,10 +2,11 @@
 
 One row per (dataset, model, strategy, metric, class), with ``source`` telling reproduced
 numbers (``aggregate``) from published ones (``densebench.report.published``). The 8 headline
-``METRICS`` have an empty (NA) ``class`` and ``class_name``; the per-class ``CLASS_METRICS``
-(IoU, Dice, Precision, Recall, F1, the authors' ``{metric}_Class_{class}``) carry the class index
-and name. Rows are sorted by dataset, strategy, model, then the headline metrics in published
-order, then per class index the per-class metrics in ``CLASS_METRICS`` order (the authors'
+``METRICS`` and the object metrics (``densebench.evaluate.objects.OBJECT_METRICS``: datasets with
+instance labels, beyond the paper) have an empty (NA) ``class`` and ``class_name``; the per-class
+``CLASS_METRICS`` (IoU, Dice, Precision, Recall, F1, the authors' ``{metric}_Class_{class}``)
+carry the class index and name. Rows are sorted by dataset, strategy, model, then the headline
+metrics in published order and the object metrics, then per class index the per-class metrics in ``CLASS_METRICS`` order (the authors'
 ``format_results`` layout). Published results have headline rows only. ``headline_rows`` is the
 view the report's tables and figures read.
 """
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from densebench.evaluate.bootstrap import CLASS_COLUMNS, RUN_COLUMNS
 from densebench.evaluate.metrics import CLASS_METRICS, METRICS
+from densebench.evaluate.objects import OBJECT_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +39,7 @@ def sort_table(table: pd.DataFrame) -> pd.DataFrame:
     """Sort by dataset, strategy, model, class (headline rows first), metric order; reset index."""
     import pandas as pd
 
-    order = {name: i for i, name in enumerate((*METRICS, *CLASS_METRICS))}
+    order = {name: i for i, name in enumerate((*METRICS, *OBJECT_METRICS, *CLASS_METRICS))}
     classes = table["class"] if "class" in table else pd.Series(pd.NA, index=table.index)
     ranks = {
         "_class_rank": pd.to_numeric(classes).fillna(-1),
@@ -94,11 +96,11 @@ def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def _check_metrics(table: pd.DataFrame, origin: str) -> None:
     """Raise ValueError naming ``origin`` for an unknown metric or a metric/class mismatch."""
-    unknown = sorted(set(table["metric"]) - {*METRICS, *CLASS_METRICS})
+    unknown = sorted(set(table["metric"]) - {*METRICS, *OBJECT_METRICS, *CLASS_METRICS})
     if unknown:
         raise ValueError(f"{origin}: unknown metric(s) {unknown}")
     has_class = table["class"].notna()
-    headline = table["metric"].isin(METRICS)
+    headline = table["metric"].isin((*METRICS, *OBJECT_METRICS))
     with_class = sorted(set(table.loc[headline & has_class, "metric"]))
     if with_class:
         raise ValueError(f"{origin}: headline metric(s) {with_class} must not have a class")

@@ -13,6 +13,9 @@ our point value and bootstrap mean [ci_lower, ci_upper] (tidy rows of
   outside ours), "differs" (no overlap), "not run" (a published cell without a reproduced one),
   "not published" (our cell without a published one: a new model, the demo's synthetic datasets).
   ``published_in_ci`` and ``cis_overlap`` are NA unless both sources hold the cell.
+- ``n_images``: the test images of our cell (NA without one); ``unreliable``: fewer than 10
+  (``densebench.report.reliability``), so our interval, and the status it decides, are not to
+  be trusted (the report marks such cells with a double dagger).
 
 Which cells: the union of both sources' cells, none hidden, restricted on each axis to the grid's
 names when the grid lists that axis (an axis the grid leaves empty takes every name either
@@ -34,6 +37,7 @@ from densebench.evaluate.metrics import METRICS
 from densebench.report.aggregate import KEY_COLUMNS, headline_rows
 from densebench.report.grid import AXES, COLUMN, NAMED_COLUMNS, Grid
 from densebench.report.ranking import RANK_METRIC
+from densebench.report.reliability import is_unreliable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +63,8 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "published_in_ci",
     "cis_overlap",
     "status",
+    "n_images",
+    "unreliable",
 )
 _OURS = ("point", "boot_mean", "ci_lower", "ci_upper")
 _THEIRS = ("published_mean", "published_ci_lower", "published_ci_upper")
@@ -82,19 +88,25 @@ def _of_source(table: pd.DataFrame, published: bool) -> pd.DataFrame:
     return table.loc[(table["source"].astype(str) == "published") == published]
 
 
-def _source_rows(table: pd.DataFrame, stats: dict[str, str]) -> pd.DataFrame:
-    """One source's headline rows with finite values, keyed and renamed by ``stats``."""
+def _source_rows(
+    table: pd.DataFrame, stats: dict[str, str], counts: Sequence[str] = ()
+) -> pd.DataFrame:
+    """One source's headline rows with finite values, keyed and renamed by ``stats``, with the
+    integer ``counts`` columns (NA where the table lacks them)."""
     import numpy as np
     import pandas as pd
 
     if len(table.columns) == 0:
-        return pd.DataFrame(columns=[*KEY_COLUMNS, "metric", *stats.values()])
+        return pd.DataFrame(columns=[*KEY_COLUMNS, "metric", *stats.values(), *counts])
     rows = headline_rows(table)
     out = rows.loc[:, [*KEY_COLUMNS, "metric", *stats]].rename(columns=stats)
     for col in (*KEY_COLUMNS, "metric"):
         out[col] = out[col].astype(str)
     for col in stats.values():
         out[col] = pd.to_numeric(out[col]).astype("float64")
+    for col in counts:
+        values = rows[col] if col in rows else pd.Series(pd.NA, index=rows.index)
+        out[col] = pd.to_numeric(values).astype("Int64")
     needed = [stats[k] for k in stats if k != "point"]
     finite = np.isfinite(out.loc[:, needed].to_numpy()).all(axis=1)
     return out.loc[finite].reset_index(drop=True)
@@ -173,7 +185,7 @@ def compare(reproduced: pd.DataFrame, published: pd.DataFrame, grid: Grid) -> pd
     ``COMPARISON_COLUMNS``; ``attrs["outside_grid"]`` counts, per source, the cells left out
     because a listed grid axis lacks one of their names.
     """
-    mine = _source_rows(_of_source(reproduced, False), {c: c for c in _OURS})
+    mine = _source_rows(_of_source(reproduced, False), {c: c for c in _OURS}, ["n_images"])
     renames = dict(zip(("boot_mean", "ci_lower", "ci_upper"), _THEIRS, strict=True))
     ours, out_ours = _restrict(mine, grid)
     theirs, out_theirs = _restrict(_source_rows(_of_source(published, True), renames), grid)
@@ -183,6 +195,8 @@ def compare(reproduced: pd.DataFrame, published: pd.DataFrame, grid: Grid) -> pd
         merged[col] = merged[col].astype(str)
     for col in (*_OURS, *_THEIRS):
         merged[col] = merged[col].astype("float64")
+    merged["n_images"] = merged["n_images"].astype("Int64")
+    merged["unreliable"] = merged["n_images"].map(is_unreliable).astype(bool)
     table = _sorted(_with_names(_statuses(merged), grid), grid)
     table = table.loc[:, list(COMPARISON_COLUMNS)]
     table.attrs["outside_grid"] = {"reproduced": out_ours, "published": out_theirs}

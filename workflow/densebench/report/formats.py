@@ -1,7 +1,8 @@
 """How a report table is written: CSV (registry keys beside display names), Markdown and LaTeX.
 
 The tables of ``densebench.report.tables``, ``.ranking``, ``.stats`` and ``.variants`` share
-these helpers: ``latex_escape`` (LaTeX's special characters and the dagger of our runs),
+these helpers: ``latex_escape`` (LaTeX's special characters, the dagger of our runs and the
+double dagger of a small test split, ``densebench.report.reliability``),
 ``emphasis`` with ``md_mark``/``tex_mark`` (best bold, second underlined, on unrounded values),
 ``ci_cell`` (``mean [lower, upper]``), ``markdown`` and ``latex`` (a booktabs table) documents,
 and ``write_formats``/``write_text_table``, which write ``<stem>.csv``, ``.md`` and ``.tex``
@@ -35,11 +36,12 @@ _LATEX_SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "\u2020": r"\textsuperscript{\dag}",
+    "\u2021": r"\textsuperscript{\ddag}",
 }
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (and the dagger mark) in plain text."""
+    """Escape LaTeX's special characters (and the dagger marks) in plain text."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 

@@ -7,11 +7,17 @@ image indices ``bootstrap_indices(N, replicates, seed)`` (``replicate_matrices``
 ``compute_metrics_batch`` of ``densebench.evaluate``; the replicate mean is the run's
 ``boot_mean``). For a pair (a, b) the per-replicate difference d = a - b gives the mean
 difference, the 95% percentile interval (``np.percentile``, linear, as the published CIs) and
-the two-sided bootstrap p = min(1, 2 min(P(d <= 0), P(d >= 0))); p = 0 means no replicate on one
-side (p < 2 / replicates). ``significant``: the interval excludes 0. ``p_holm`` adjusts p by
-Holm's step-down within each (dataset, comparison) family. Pairs: every two models within each
-strategy ("models"), every two strategies within each model ("strategies"); a is the one listed
-first (grid order when a grid is given, else the order of the mapping).
+the two-sided bootstrap p = min(1, 2 min(P(d <= 0), P(d >= 0))). ``significant``: the interval
+excludes 0. ``p_holm`` adjusts p by Holm's step-down within each (dataset, comparison) family.
+Pairs: every two models within each strategy ("models"), every two strategies within each model
+("strategies"); a is the one listed first (grid order when a grid is given, else the order of
+the mapping).
+
+Small n (``densebench.report.reliability``): p counts replicates, so an estimate under
+``p_floor`` = 1/replicates (0: no replicate on one side) reads ``< p_floor`` in the Markdown
+(never 0), and its Holm value ``< p_holm_floor``, Holm's adjustment of the p-values each raised
+to at least the floor (a bound on the adjusted p). The CSV keeps the estimates. A dataset of
+fewer than 10 test images has ``unreliable`` rows, marked with a double dagger and a footnote.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +37,15 @@ from densebench.evaluate.metrics import METRICS, check_definitions, compute_metr
 from densebench.report.formats import format_p
 from densebench.report.grid import Grid
 from densebench.report.ranking import RANK_METRIC
+from densebench.report.reliability import (
+    below_floor,
+    format_bootstrap_p,
+    format_bound,
+    is_unreliable,
+    marked,
+    p_floor,
+    small_n_note,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +70,9 @@ PAIRED_COLUMNS: tuple[str, ...] = (
     "metric",
     "definitions",
     "exclude_background",
+    "p_floor",
+    "p_holm_floor",
+    "unreliable",
 )
 Run = tuple[str, str]
 """A run of one dataset: (model, strategy)."""
@@ -204,13 +222,22 @@ def paired_bootstrap(
         for kind, a, b in pairs
     ]
     frame = pd.DataFrame(rows, columns=list(PAIRED_COLUMNS[:14]))
+    floor = p_floor(replicates)
     frame["p_holm"] = np.nan
+    holm_floor = pd.Series(np.nan, index=frame.index)
     for _, part in frame.groupby("comparison", sort=False):
-        frame.loc[part.index, "p_holm"] = holm(part["p_value"].to_numpy())
+        p = part["p_value"].to_numpy()
+        frame.loc[part.index, "p_holm"] = holm(p)
+        holm_floor[part.index] = holm(np.maximum(p, floor))  # NaN stays NaN
     frame = frame.assign(
-        metric=metric, definitions=definitions, exclude_background=bool(exclude_background)
+        metric=metric,
+        definitions=definitions,
+        exclude_background=bool(exclude_background),
+        p_floor=floor,
+        p_holm_floor=holm_floor,
+        unreliable=is_unreliable(common["n_images"]),
     )
-    return frame.astype({"significant": bool})
+    return frame.astype({"significant": bool, "unreliable": bool})
 
 
 def paired_bootstrap_files(
@@ -279,12 +306,14 @@ def paired_markdown(frame: pd.DataFrame, grid: Grid) -> str:
     }
     for _, part in named.groupby("dataset", sort=False):
         rec0 = part.iloc[0]
+        small = small_n_note([rec0["n_images"]])
         lines += [
             f"## {rec0['dataset_name']}",
             "",
             f"{int(rec0['n_images'])} test images, {int(rec0['replicates'])} replicates, "
             f"seed {int(rec0['seed'])}.",
             "",
+            *([small, ""] if small else []),
         ]
         for kind, (title, within, within_col, axis) in heads.items():
             rows = part[part["comparison"] == kind]
@@ -302,19 +331,28 @@ def paired_markdown(frame: pd.DataFrame, grid: Grid) -> str:
                     r[f"a_{axis}_name"],
                     r[f"b_{axis}_name"],
                     f"{_num(r['mean_diff'])} [{_num(r['ci_lower'])}, {_num(r['ci_upper'])}]",
-                    format_p(r["p_value"]) if r["p_value"] != 0 else "0",
-                    format_p(r["p_holm"]) if r["p_holm"] != 0 else "0",
-                    "yes" if r["significant"] else "no",
+                    *_p_cells(r),
+                    marked("yes" if r["significant"] else "no", r["n_images"]),
                 ]
                 lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
             lines.append("")
     lines.append(
         "Δ: mean over the bootstrap replicates (the same test-image draws for every run of a "
         "dataset) of A - B, with the 2.5th/97.5th percentiles; p: two-sided bootstrap p-value "
-        "(0: no replicate on one side); p (Holm): adjusted within each dataset and comparison "
-        "kind; significant: the interval excludes 0."
+        "(< 1/B, B the replicates: no replicate on one side of 0); p (Holm): adjusted within "
+        "each dataset and comparison kind (< bound: Holm's adjustment with each p raised to 1/B); "
+        "significant: the interval excludes 0."
     )
     return "\n".join(lines) + "\n"
+
+
+def _p_cells(row: Mapping[str, Any]) -> list[str]:
+    """The p and Holm p of a paired row for reading: ``< floor`` (``< bound``) where the
+    estimate is under the floor 1/replicates, never 0."""
+    p = format_bootstrap_p(row["p_value"], row["p_floor"])
+    if below_floor(row["p_value"], row["p_floor"]):
+        return [p, format_bound(row["p_holm_floor"])]
+    return [p, format_p(row["p_holm"])]
 
 
 def write_paired(frame: pd.DataFrame, grid: Grid, csv: Path, md: Path) -> list[Path]:

@@ -5,7 +5,8 @@ The workflow's plan (``densebench.plan``) takes the products of each results sou
 the figure rule (workflow/rules/figures.smk, one rule over ``{kind}``) its report category and
 labels, and the CLI (``densebench figure``) its kinds and builders. Adding a figure is one entry
 in ``FIGURES`` (its builder ``(table, grid, **options) -> Figure``) and one caption block in
-workflow/report/figure.rst.
+workflow/report/figure.rst. A figure drawn from a report table as well (``tables``: the rank
+uncertainty's bootstrap, computed once by its table's rule) gets that table's CSV as an input.
 
 Heat maps are drawn per strategy: the kind ``heatmap`` names its files ``heatmap_<strategy>``.
 ``render_figure`` draws and saves a figure; ``write_report_table`` writes a table kind.
@@ -46,6 +47,12 @@ class FigureProduct:
     """Whether it shows the models' parameter counts (the grid then carries ``params_m``)."""
     config_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """CLI options taken from the config: (option, path of keys in the config)."""
+    objects: bool = False
+    """Whether it draws object metrics (only sources with our runs on datasets with instance
+    labels have them)."""
+    tables: tuple[str, ...] = ()
+    """Report tables (``TABLE_KINDS``) it is drawn from beside the source's table: inputs
+    ``tables/<kind>.csv`` of the figure rule, given to its builder as keyword ``<kind>``."""
 
     def build(self) -> Callable[..., Any]:
         """The builder function (imported on use: matplotlib is slow to import)."""
@@ -98,6 +105,18 @@ FIGURES: dict[str, FigureProduct] = {
         "Statistical tests",
         "critical difference",
     ),
+    "rank_uncertainty": FigureProduct(
+        "densebench.report.figures.rank_intervals:build_rank_uncertainty",
+        "Leaderboard",
+        "rank uncertainty",
+        tables=("rank_uncertainty",),
+    ),
+    "rank_shift": FigureProduct(
+        "densebench.report.figures.rank_shift:build_rank_shift",
+        "Object metrics",
+        "pixel rank against object rank",
+        objects=True,
+    ),
 }
 FIGURE_KINDS: tuple[str, ...] = tuple(FIGURES)
 
@@ -106,6 +125,7 @@ TABLE_KINDS: tuple[str, ...] = (
     "average_rank",
     "strategy_comparison",
     "friedman",
+    "rank_uncertainty",
     "model_cards",
     "dataset_cards",
 )
@@ -114,12 +134,15 @@ per-strategy tables of every source, and for sources with our runs the per-class
 paired bootstrap per dataset and, with several training seeds, the seed spread)."""
 
 
-FOLDER_KINDS: tuple[str, ...] = ("per_strategy", "per_class")
+FOLDER_KINDS: tuple[str, ...] = ("per_strategy", "per_class", "objects")
 """Tables written as a folder, one file per (dataset, strategy)."""
 CARD_KINDS: tuple[str, ...] = ("model_cards", "dataset_cards")
 """Tables drawn from registry records, not from a source's table."""
+BOOTSTRAP_KINDS: tuple[str, ...] = ("rank_uncertainty",)
+"""Tables of a bootstrap over a source's table and our runs' confusion files, written by their
+own command (`densebench rank-uncertainty`: replicates, seed, files)."""
 SOURCE_TABLE_KINDS: tuple[str, ...] = tuple(
-    k for k in (*FOLDER_KINDS, *TABLE_KINDS) if k not in CARD_KINDS
+    k for k in (*FOLDER_KINDS, *TABLE_KINDS) if k not in (*CARD_KINDS, *BOOTSTRAP_KINDS)
 )
 """Tables drawn from a source's table (`densebench table <kind>`)."""
 
@@ -139,10 +162,13 @@ def figure_product(name: str) -> FigureProduct:
     return FIGURES[kind]
 
 
-def figure_names(strategies: Iterable[str]) -> list[str]:
-    """The file stems of a report's figures: every kind, the heat map once per strategy."""
+def figure_names(strategies: Iterable[str], objects: bool = True) -> list[str]:
+    """The file stems of a report's figures: every kind, the heat map once per strategy; the
+    object-metric figures only with `objects`."""
     names = []
-    for kind in FIGURES:
+    for kind, product in FIGURES.items():
+        if product.objects and not objects:
+            continue
         if kind == PER_STRATEGY:
             names += [f"{PER_STRATEGY}_{s}" for s in strategies]
         else:
@@ -153,6 +179,23 @@ def figure_names(strategies: Iterable[str]) -> list[str]:
 def figure_kind_pattern(strategies: Iterable[str]) -> str:
     """Regex of every figure file stem over the given strategies (the rule's constraint)."""
     return "|".join(re.escape(n) for n in figure_names(sorted(strategies)))
+
+
+def figure_tables(name: str, paths: Iterable[Path]) -> dict[str, pd.DataFrame]:
+    """The report tables a figure is drawn from (``FigureProduct.tables``), read from their CSV
+    (``tables/<kind>.csv``) and keyed by kind; ValueError for a table it is not drawn from."""
+    import pandas as pd
+
+    allowed = figure_product(name).tables
+    out = {}
+    for path in map(Path, paths):
+        if path.stem not in allowed:
+            raise ValueError(
+                f"figure {name}: {path} is not a table it is drawn from (it reads "
+                f"{', '.join(f'{k}.csv' for k in allowed) or 'none'})"
+            )
+        out[path.stem] = pd.read_csv(path)
+    return out
 
 
 def render_figure(
@@ -179,7 +222,7 @@ def write_report_table(
     """Write the table ``kind`` (``TABLE_KINDS``, or the folders ``per_strategy``/``per_class``)
     of a source's table and grid (the cards: of registry ``records``) as CSV, Markdown and
     LaTeX; ``out`` is the file stem (a folder for the folder kinds); return the paths."""
-    from densebench.report import ranking, stats, tables
+    from densebench.report import object_tables, rank_uncertainty, ranking, stats, tables
 
     out = Path(out)
     if kind in CARD_KINDS:
@@ -191,11 +234,13 @@ def write_report_table(
         "average_rank": ranking.write_average_rank,
         "strategy_comparison": tables.write_strategy_comparison,
         "friedman": lambda t, g, stem: stats.write_friedman(t, g, stem.parent),
+        "rank_uncertainty": rank_uncertainty.write_rank_uncertainty,  # defaults: 1000, seed 42
         "per_strategy": tables.strategy_tables,
         "per_class": tables.class_tables,
+        "objects": object_tables.object_tables,
     }
     if kind not in writers:
-        valid = [*TABLE_KINDS, "per_strategy", "per_class"]
+        valid = [*TABLE_KINDS, *FOLDER_KINDS]
         raise ValueError(f"unknown table {kind!r}: one of {', '.join(valid)}")
     if kind == "friedman" and out.name != "friedman":
         raise ValueError(f"table friedman: the stem must end in 'friedman', got {out}")

@@ -5,6 +5,10 @@ The JSON maps dataset -> model -> metric -> {mean, ci_lower, ci_upper}, the 8 he
 ``densebench.report.aggregate`` (``boot_mean`` = the published mean; no point value, standard
 deviation or counts), so they combine with the reproduced rows in one table.
 
+Datasets and models keep their names: the published ones (``PUBLISHED_DATASETS``,
+``PUBLISHED_MODELS``) are our registry keys. The way back, a source written as these files, is
+``densebench.report.published_export``.
+
 The files come from the authors' repository at a pinned commit (``PUBLISHED_URL``), each checked
 against the sha256 its strategy record pins (``published_sha256`` in config/strategies.yaml).
 ``fetch_published`` downloads one (resumable, verified, atomic rename: a mismatch leaves no file);
@@ -30,6 +34,18 @@ PUBLISHED_URL = (
     "https://raw.githubusercontent.com/M4A1TasteGood/PFM-DenseBench/{commit}/Data/{stem}.json"
 )
 """Where the published results live (reference/protocol.md §6), at ``PUBLISHED_COMMIT``."""
+PUBLISHED_DATASETS: tuple[str, ...] = (
+    "BCSS", "COSAS24", "CRAG", "CoCaHis", "CoNIC2022", "CoNSeP", "EBHI", "GlaS", "Janowczyk",
+    "Lizard", "NuCLS", "PanNuke", "RINGS", "TNBC", "WSSS4LUAD", "cpm15", "cpm17", "kumar",
+)  # fmt: skip
+PUBLISHED_MODELS: tuple[str, ...] = (
+    "PathOrchestra", "conch_v1_5", "conch_v1", "gigapath", "hibou_l", "hoptimus_0",
+    "hoptimus_1", "kaiko-vitl14", "lunit_vits8", "midnight12k", "musk", "phikon", "phikon_v2",
+    "uni_v1", "uni_v2", "virchow_v1", "virchow_v2",
+)  # fmt: skip
+"""The names of the published files (each holds these 18 datasets x 17 models). They are the
+keys of our registries as well (config/datasets.yaml, config/models.yaml), so the import maps
+no name and the export (``densebench.report.published_export``) keeps them."""
 
 
 def published_url(stem: str, commit: str = PUBLISHED_COMMIT) -> str:

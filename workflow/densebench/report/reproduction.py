@@ -27,6 +27,7 @@ from densebench.report.comparison import (
     summaries,
 )
 from densebench.report.grid import AXES, COLUMN, Grid
+from densebench.report.reliability import marked, small_n_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +94,9 @@ def _notes(comparison: pd.DataFrame, metric: str) -> list[str]:
     for source, count in outside.items():
         if count:
             notes.append(f"{count} {source} cell(s) outside this report's grid are not listed.")
+    small = small_n_note(rows["n_images"]) if "n_images" in rows else ""
+    if small:
+        notes.append(f"{small} So is a marked cell's status, which rests on our interval.")
     return notes
 
 
@@ -170,7 +174,7 @@ def _cell_cells(rec: dict[str, Any]) -> list[str]:
         str(rec["model_name"]),
         _interval(rec["published_mean"], rec["published_ci_lower"], rec["published_ci_upper"]),
         _num(rec["point"]),
-        _interval(rec["boot_mean"], rec["ci_lower"], rec["ci_upper"]),
+        marked(_interval(rec["boot_mean"], rec["ci_lower"], rec["ci_upper"]), rec.get("n_images")),
         _num(rec["delta"], signed=True),
         str(rec["status"]),
     ]

@@ -45,6 +45,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ALPHA = 0.05
+DEPENDENCE_NOTE = (
+    "The blocks are not independent: the strategy blocks of one dataset share its test images "
+    "(the paper grid's 90 blocks are 18 datasets x 5 strategies), while the test and the "
+    "critical difference take each block as an independent sample, so they overstate the "
+    "evidence; the rank-uncertainty table resamples the blocks of each dataset together."
+)
+"""What the Friedman table's note and caption say of its blocks."""
 FRIEDMAN_FILES: tuple[str, ...] = ("friedman.csv", "friedman.md", "friedman.tex")
 Block = tuple[str, str]
 """A Friedman block: (dataset, strategy)."""
@@ -335,7 +342,7 @@ def friedman_markdown(result: FriedmanResult, grid: Grid) -> str:
         f"Ranks within each block: 1 = highest {result.metric} mean, ties share their average "
         "rank (not the site's positional ranks). Behind best: the average rank exceeds the best "
         "model's by at least CD (Nemenyi). Models sharing a group letter do not differ "
-        "significantly (Demšar 2006, JMLR 7:1-30).",
+        "significantly (Demšar 2006, JMLR 7:1-30). " + DEPENDENCE_NOTE,
     ]
     return "\n".join(lines) + "\n"
 
@@ -352,7 +359,7 @@ def friedman_latex(result: FriedmanResult, grid: Grid) -> str:
         f"$p {tex_p(result.p_value)}$; Iman--Davenport $F_F = {result.iman_davenport:.2f}$ "
         f"(df $= {df1}, {df2}$), $p {tex_p(result.iman_davenport_p)}$. Nemenyi critical "
         f"difference $\\mathrm{{CD}} = {result.cd:.3f}$ at $\\alpha = {result.alpha:g}$. Models "
-        "sharing a group letter do not differ significantly."
+        f"sharing a group letter do not differ significantly. {latex_escape(DEPENDENCE_NOTE)}"
     )
     lines = [
         r"\begin{table}[t]",

@@ -15,6 +15,10 @@ unrounded means (every metric here is higher-is-better; equal best values are al
   dataset category, and how often it is the best strategy of a (dataset, model) pair.
 - ``model_cards`` / ``dataset_cards``: the paper's Tables A1 / B1 from the registry records.
 
+A model whose cells rest on fewer than 10 test images (``densebench.report.reliability``) has
+its name marked with a double dagger and the table's note (its LaTeX caption) a footnote
+"‡ unreliable (n = 3 test images)"; the CSVs carry ``n_images`` and ``unreliable`` per model.
+
 The Markdown/LaTeX helpers they share are ``densebench.report.formats``.
 """
 
@@ -40,6 +44,7 @@ from densebench.report.formats import (
 )
 from densebench.report.grid import Grid
 from densebench.report.ranking import CATEGORIES, RANK_METRIC
+from densebench.report.reliability import is_unreliable, marked, with_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +90,19 @@ def wide_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
         columns += [name, f"{name}_ci_lower", f"{name}_ci_upper"]
     wide = wide.sort_values(RANK_METRIC, ascending=False, kind="stable", na_position="last")
     wide.insert(1, "model_name", [grid.name("models", m) for m in wide["model"]])
-    return wide.loc[:, ["model", "model_name", *columns]].reset_index(drop=True)
+    counts = _model_images(part)
+    wide["n_images"] = pd.array([counts.get(m) for m in wide["model"]], dtype="Int64")
+    wide["unreliable"] = [is_unreliable(n) for n in wide["n_images"]]
+    keep = ["model", "model_name", *columns, "n_images", "unreliable"]
+    return wide.loc[:, keep].reset_index(drop=True)
+
+
+def _model_images(rows: pd.DataFrame) -> dict[str, int]:
+    """Per model the test images its rows rest on (models without a count are left out)."""
+    if "n_images" not in rows:
+        return {}
+    counts = rows.loc[rows["n_images"].notna(), ["model", "n_images"]]
+    return {str(m): int(n) for m, n in zip(counts["model"], counts["n_images"], strict=True)}
 
 
 def _grid_cells(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
@@ -139,8 +156,9 @@ def strategy_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path
     for dataset, strategy, part in _grid_parts(rows, grid):
         wide = wide_table(part, grid)
         label = f"tab:{dataset}-{strategy}".replace("_", "-")
-        caption = (_title(grid, dataset, strategy), note, label)
-        md, tex = _model_table(wide, METRICS, wide["model_name"], ["Model", *METRICS], caption)
+        caption = (_title(grid, dataset, strategy), with_note(note, wide["n_images"]), label)
+        names = [marked(t, n) for t, n in zip(wide["model_name"], wide["n_images"], strict=True)]
+        md, tex = _model_table(wide, METRICS, names, ["Model", *METRICS], caption)
         written += write_formats(wide, md, tex, Path(out_dir) / dataset / strategy)
     return written
 
@@ -152,14 +170,19 @@ def class_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def class_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """Long per-class table of one (dataset, strategy): model, class, metric and its CI."""
+    import pandas as pd
+
     order = {m: i for i, m in enumerate(grid.models)}
     out = part.assign(
         model_name=[grid.name("models", m) for m in part["model"]],
         _m=part["model"].map(order),
         **{"class": part["class"].astype("int64")},
     )
+    counts = _model_images(part)
+    out["n_images"] = pd.array([counts.get(m) for m in out["model"]], dtype="Int64")
+    out["unreliable"] = [is_unreliable(n) for n in out["n_images"]]
     columns = ["model", "model_name", "class", "class_name", "metric"]
-    columns += ["point", "boot_mean", "ci_lower", "ci_upper"]
+    columns += ["point", "boot_mean", "ci_lower", "ci_upper", "n_images", "unreliable"]
     out = out.sort_values(["_m", "class", "metric"], kind="stable")
     return out.loc[:, columns].reset_index(drop=True)
 
@@ -179,12 +202,14 @@ def class_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
         classes = list(dict.fromkeys(zip(dice["class"], dice["class_name"], strict=True)))
         models = list(dict.fromkeys(dice["model"]))
         shown = _class_wide(dice, models, [c for c, _ in classes])
-        names = [grid.name("models", m) for m in models]
+        counts = _model_images(dice)
+        names = [marked(grid.name("models", m), counts.get(m)) for m in models]
         header = ["Model", *(str(name) for _, name in classes)]
         title = f"{_title(grid, dataset, strategy)}: per-class {CLASS_METRIC}"
         label = f"tab:{dataset}-{strategy}-classes".replace("_", "-")
         columns = [str(c) for c, _ in classes]
-        md, tex = _model_table(shown, columns, names, header, (title, note, label))
+        caption = (title, with_note(note, [counts.get(m) for m in models]), label)
+        md, tex = _model_table(shown, columns, names, header, caption)
         written += write_formats(long, md, tex, Path(out_dir) / dataset / strategy)
     return written
 

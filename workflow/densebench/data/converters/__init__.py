@@ -1,5 +1,10 @@
 """Converters: a dataset's raw files -> `Sample`s (RGB image + class-index mask) in paper encoding.
 
+Where the raw files carry object instances (nuclei, glands), a sample also holds them
+(`Sample.instances`: int32, 0 background, objects 1..K, every object pixel foreground in the
+mask); they are written into their own product (`densebench.data.instances`), never into the
+semantic store, so adding them changes no store.
+
 Each converter is a module of this package, named after the converter, with a generator
 `convert(raw_dir, card) -> Iterator[Sample]` and an integer `CONVERTER_VERSION` (bumped whenever
 its output changes); adding a converter is adding a module. Converters yield one sample at a
@@ -29,7 +34,8 @@ class ConversionError(ValueError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One converted (image, mask) pair with its provenance."""
+    """One converted (image, mask) pair with its provenance and, where the raw files carry
+    them, its ground-truth instances ((H, W) int32: 0 background, objects 1..K)."""
 
     sample_id: str
     image: np.ndarray
@@ -37,6 +43,7 @@ class Sample:
     source_file: str
     group_id: str
     official_split: str | None
+    instances: np.ndarray | None = None
 
 
 Converter = Callable[[Path, dict], Iterator[Sample]]
@@ -159,8 +166,8 @@ def check_shapes(image: np.ndarray, mask: np.ndarray, dataset: str, path: Path) 
         )
 
 
-def load_mat_key(path: Path, key: str, dataset: str, raw_dir: Path) -> np.ndarray:
-    """Load one variable from a MATLAB .mat file, with clear errors."""
+def optional_mat_key(path: Path, key: str, dataset: str, raw_dir: Path) -> np.ndarray | None:
+    """Load one variable from a MATLAB .mat file, or None where the file has no such variable."""
     from scipy.io import loadmat
 
     try:
@@ -173,14 +180,20 @@ def load_mat_key(path: Path, key: str, dataset: str, raw_dir: Path) -> np.ndarra
         raise conversion_error(
             dataset, path, f"cannot read .mat file ({exc})", redownload_remedy(raw_dir)
         ) from exc
-    if key not in data:
+    return np.asarray(data[key]) if key in data else None
+
+
+def load_mat_key(path: Path, key: str, dataset: str, raw_dir: Path) -> np.ndarray:
+    """Load one variable from a MATLAB .mat file, with clear errors."""
+    data = optional_mat_key(path, key, dataset, raw_dir)
+    if data is None:
         raise conversion_error(
             dataset,
             path,
             f".mat file has no variable {key!r}",
             "use the label files of the original release (they carry this variable)",
         )
-    return np.asarray(data[key])
+    return data
 
 
 def require_mask(

@@ -8,10 +8,14 @@ starting with `_`) holds what several datasets' converters do alike:
   `nested_root`, `folders_below`, `files`, `subdirs`, `natural_sorted`);
 - reading an (image, label) pair into a sample and the usual label encodings (`read_pair`,
   `pair_sample`, `foreground`, `class_painter`, `code_mask`, `binary_mask`, `required_class`);
+- ground-truth instances where a release carries them (`Labels`, the result of a mask reader
+  that also gives them; `instance_ids`, `object_map`, `nucleus_instances`, `object_ids`,
+  `component_objects`): int32 maps, 0 background, objects 1..K in a deterministic order, every
+  object pixel foreground in the mask (neither the background class nor ignored);
 - the naming and layout conventions of related releases: TCGA case ids (`tcga_case`), BCSS
   ground-truth codes (`check_bcss_codes`), the Warwick GlaS release (`WARWICK_IMAGE`,
   `read_grades`, `warwick_annotation`), the HoVer-Net repackagings (`hovernet_root`,
-  `hovernet_samples`, `nucleus_samples`, `foreground_mask`, `IMAGE_SUFFIXES`) and
+  `hovernet_samples`, `nucleus_samples`, `nucleus_labels`, `IMAGE_SUFFIXES`) and
   memory-mapped `.npy` arrays of patches (`load_npy`, `uint8_patch`).
 """
 
@@ -21,10 +25,12 @@ import csv
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from densebench.data.converters import (
+    IGNORE_INDEX,
     Sample,
     _open_array,
     check_shapes,
@@ -33,6 +39,7 @@ from densebench.data.converters import (
     dataset_label,
     load_mat_key,
     natural_key,
+    optional_mat_key,
     read_label,
     read_rgb,
     redownload_remedy,
@@ -41,8 +48,18 @@ from densebench.data.converters import (
     to_mask,
 )
 
-MaskReader = Callable[[Path, str, Path], np.ndarray]
-"""Reads a label file as a mask: (path, dataset, raw_dir) -> (H, W) array."""
+
+class Labels(NamedTuple):
+    """What one label file gives: its class mask and, where the file carries them, its
+    ground-truth instances ((H, W) int32, 0 background, objects 1..K)."""
+
+    mask: np.ndarray
+    instances: np.ndarray | None = None
+
+
+MaskReader = Callable[[Path, str, Path], np.ndarray | Labels]
+"""Reads a label file: (path, dataset, raw_dir) -> its (H, W) mask, or its `Labels` where the
+file also carries instances."""
 
 TCGA_CASE = re.compile(r"^(TCGA-[A-Za-z0-9]{2}-[A-Za-z0-9]{4})")
 MISSING_MAT = "the missing .mat file (re-download the raw data)"
@@ -132,14 +149,21 @@ def nested_root(raw_dir: Path, name: str, unless: str | None = None) -> Path:
 # ---- labels ----------------------------------------------------------------------------------
 
 
+def as_labels(read: np.ndarray | Labels) -> Labels:
+    """A mask reader's result as `Labels` (a bare mask carries no instances)."""
+    return read if isinstance(read, Labels) else Labels(read)
+
+
 def read_pair(
     image_path: Path, label_path: Path, dataset: str, raw_dir: Path, read_mask: MaskReader
-) -> tuple[np.ndarray, np.ndarray]:
-    """The RGB image and the mask of its label file, checked to have the same size."""
+) -> tuple[np.ndarray, Labels]:
+    """The RGB image and the `Labels` of its label file, checked to have the same size."""
     image = read_rgb(image_path, dataset, raw_dir)
-    mask = read_mask(label_path, dataset, raw_dir)
-    check_shapes(image, mask, dataset, label_path)
-    return image, mask
+    labels = as_labels(read_mask(label_path, dataset, raw_dir))
+    check_shapes(image, labels.mask, dataset, label_path)
+    if labels.instances is not None:
+        check_shapes(image, labels.instances, dataset, label_path)
+    return image, labels
 
 
 def pair_sample(
@@ -155,42 +179,85 @@ def pair_sample(
 ) -> Sample:
     """The Sample of an image and its label file (`read_pair`); its source file is the image.
 
-    The sample id and the group default to the image's file stem, the official split to none.
+    The sample id and the group default to the image's file stem, the official split to none;
+    the instances are the reader's, if it gives them.
     """
-    image, mask = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
+    image, labels = read_pair(image_path, label_path, dataset, raw_dir, read_mask)
     return Sample(
         sample_id=image_path.stem if sample_id is None else sample_id,
         image=image,
-        mask=mask,
+        mask=labels.mask,
         source_file=relative(image_path, raw_dir),
         group_id=image_path.stem if group_id is None else group_id,
         official_split=official_split,
+        instances=labels.instances,
     )
+
+
+def _label_channels(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """A label image as a 2-D array or (H, W, C) colours, any alpha channel dropped."""
+    arr = np.asarray(_open_array(path, dataset, raw_dir, mode=None))
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1]  # drop the alpha channel of LA / RGBA labels
+    if arr.ndim not in (2, 3):
+        raise conversion_error(
+            dataset, path, f"label image has shape {arr.shape}", redownload_remedy(raw_dir)
+        )
+    return arr
+
+
+def _nonzero(arr: np.ndarray) -> np.ndarray:
+    """Pixels of a label array with a value above 0 in any colour channel."""
+    return np.any(arr > 0, axis=2) if arr.ndim == 3 else arr > 0
+
+
+def _colour_ids(arr: np.ndarray) -> np.ndarray:
+    """One positive integer per distinct value (2-D) or colour ((H, W, C)) where `_nonzero`;
+    other pixels get any value."""
+    if arr.dtype.kind not in "ub":  # signed or float labels: rank the distinct values
+        flat = arr.reshape(-1, 1) if arr.ndim == 2 else arr.reshape(-1, arr.shape[2])
+        _, inverse = np.unique(flat, axis=0, return_inverse=True)
+        return inverse.reshape(arr.shape[:2]).astype(np.int64) + 1
+    if arr.ndim == 2:
+        return arr.astype(np.int64)
+    base = int(arr.max(initial=0)) + 1
+    ids = np.zeros(arr.shape[:2], np.int64)
+    for channel in range(arr.shape[2]):
+        ids = ids * base + arr[..., channel].astype(np.int64)
+    return ids
 
 
 def foreground(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
     """Boolean mask of a label image's non-zero pixels (any colour channel; alpha ignored)."""
-    arr = np.asarray(_open_array(path, dataset, raw_dir, mode=None))
-    if arr.ndim == 3 and arr.shape[2] in (2, 4):
-        arr = arr[..., :-1]  # drop the alpha channel of LA / RGBA labels
-    if arr.ndim == 3:
-        return np.any(arr > 0, axis=2)
-    if arr.ndim != 2:
-        raise conversion_error(
-            dataset, path, f"label image has shape {arr.shape}", redownload_remedy(raw_dir)
-        )
-    return arr > 0
+    return _nonzero(_label_channels(path, dataset, raw_dir))
 
 
-def class_painter(card: dict, name: str, dataset: str, raw_dir: Path) -> MaskReader:
+def object_ids(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """Raw object ids of an instance-label image (int64, 0 where `foreground` is not): the
+    value of a single-channel image, or the colour of a colour-coded one (one object per
+    colour)."""
+    arr = _label_channels(path, dataset, raw_dir)
+    return np.where(_nonzero(arr), _colour_ids(arr), 0)
+
+
+def class_painter(
+    card: dict, name: str, dataset: str, raw_dir: Path, *, objects: bool = False
+) -> MaskReader:
     """A mask reader: a label image's `foreground` -> the card's class `name`, else 0 (uint8).
 
-    The class must exist (`required_class`, checked here, before any file is read).
+    With `objects`, the label image holds instance ids (`object_ids`) and the reader gives
+    `Labels` with them renumbered (`object_map`). The class must exist (`required_class`,
+    checked here, before any file is read).
     """
     index = required_class(card, name, dataset, raw_dir)
 
-    def paint(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
-        return np.where(foreground(path, dataset, raw_dir), index, 0).astype(np.uint8)
+    def paint(path: Path, dataset: str, raw_dir: Path) -> np.ndarray | Labels:
+        arr = _label_channels(path, dataset, raw_dir)
+        fg = _nonzero(arr)
+        mask = np.where(fg, index, 0).astype(np.uint8)
+        if not objects:
+            return mask
+        return Labels(mask, object_map(np.where(fg, _colour_ids(arr), 0), fg))
 
     return paint
 
@@ -216,6 +283,63 @@ def required_class(card: dict, name: str, dataset: str, raw_dir: Path) -> int:
             "fix the classes of the dataset card",
         )
     return index
+
+
+# ---- instances -------------------------------------------------------------------------------
+
+
+def instance_ids(values: np.ndarray, dataset: str, path: Path, raw_dir: Path) -> np.ndarray:
+    """A release's raw instance map as int64, refusing a non-2-D, non-integer or negative one."""
+    values = np.asarray(values)
+    bad = values.ndim != 2 or values.dtype.kind not in "iubf"
+    if not bad and values.size:
+        bad = values.min() < 0 or (values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0))
+    if bad:
+        raise conversion_error(
+            dataset,
+            path,
+            f"instance map is {values.dtype} {values.shape}, expected a 2-D map of "
+            "non-negative integer ids",
+            redownload_remedy(raw_dir),
+        )
+    return values.astype(np.int64)
+
+
+def object_pixels(mask: np.ndarray, background: int | None) -> np.ndarray:
+    """Pixels of a mask that may belong to an object: neither the background class nor
+    ignored."""
+    keep = np.asarray(mask) != IGNORE_INDEX
+    return keep if background is None else keep & (np.asarray(mask) != background)
+
+
+def object_map(ids: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Instance map (int32, 0 background) of raw object ids: the non-zero ids where `keep`,
+    renumbered 1..K in increasing order of id."""
+    ids = np.asarray(ids)
+    selected = np.asarray(keep, bool) & (ids != 0)
+    out = np.zeros(ids.shape, np.int32)
+    if selected.any():
+        _, inverse = np.unique(ids[selected], return_inverse=True)
+        out[selected] = inverse.reshape(-1) + 1
+    return out
+
+
+def nucleus_instances(ids: np.ndarray, mask: np.ndarray, background: int | None) -> np.ndarray:
+    """Nucleus instances of raw ids and the class mask: one object per (id, class) pair on the
+    mask's `object_pixels` (a raw object painted with two classes becomes two, so each object
+    has one class), renumbered 1..K in order of (id, class)."""
+    ids, mask = np.asarray(ids, np.int64), np.asarray(mask)
+    keys = ids * 256 + mask.astype(np.int64)
+    return object_map(keys, object_pixels(mask, background) & (ids != 0))
+
+
+def component_objects(foreground: np.ndarray) -> np.ndarray:
+    """Instance map (int32) of a binary mask's 8-connected components, numbered in raster
+    order: the objects of a release whose labels do not separate them."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(np.asarray(foreground, bool), structure=np.ones((3, 3), bool))
+    return labels.astype(np.int32)
 
 
 # ---- release conventions ---------------------------------------------------------------------
@@ -368,8 +492,8 @@ def listed_images(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def foreground_mask(label_path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
-    """Binary nucleus mask of a label's `inst_map`: `inst_map != 0` -> 1, as the authors do."""
+def inst_map(label_path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
+    """A label's `inst_map` as int64 ids (0 background), refusing anything else."""
     inst = load_mat_key(label_path, "inst_map", dataset, raw_dir)
     if inst.ndim != 2 or inst.dtype.kind not in "iubf":
         raise conversion_error(
@@ -382,7 +506,35 @@ def foreground_mask(label_path: Path, dataset: str, raw_dir: Path) -> np.ndarray
         raise conversion_error(
             dataset, label_path, "inst_map holds non-integer values", redownload_remedy(raw_dir)
         )
-    return (inst != 0).astype(np.uint8)
+    return instance_ids(inst, dataset, label_path, raw_dir)
+
+
+def mat_nuclei(
+    label_path: Path, mask: np.ndarray, dataset: str, raw_dir: Path
+) -> np.ndarray | None:
+    """The nuclei (`nucleus_instances`, background class 0) of a label file's `inst_map` over
+    its class mask; None where the file has no `inst_map`."""
+    values = optional_mat_key(label_path, "inst_map", dataset, raw_dir)
+    if values is None:
+        return None
+    ids = instance_ids(values, dataset, label_path, raw_dir)
+    if ids.shape != mask.shape:
+        raise conversion_error(
+            dataset,
+            label_path,
+            f"inst_map is {ids.shape[0]}x{ids.shape[1]} but the class map is "
+            f"{mask.shape[0]}x{mask.shape[1]}",
+            redownload_remedy(raw_dir),
+        )
+    return nucleus_instances(ids, mask, 0)
+
+
+def nucleus_labels(label_path: Path, dataset: str, raw_dir: Path) -> Labels:
+    """Binary nucleus mask of a label's `inst_map` (`inst_map != 0` -> 1, as the authors do)
+    and its nuclei (`nucleus_instances`)."""
+    inst = inst_map(label_path, dataset, raw_dir)
+    mask = (inst != 0).astype(np.uint8)
+    return Labels(mask, nucleus_instances(inst, mask, 0))
 
 
 def hovernet_samples(
@@ -436,7 +588,7 @@ def nucleus_samples(
     suffixes: Sequence[str] = IMAGE_SUFFIXES,
     group: Callable[[str, Path], str] = _stem_group,
 ) -> Iterator[Sample]:
-    """A whole HoVer-Net repackaging with binary nucleus masks (`foreground_mask`).
+    """A whole HoVer-Net repackaging with binary nucleus masks and nuclei (`nucleus_labels`).
 
     The root is `hovernet_root(raw_dir, marker, ...)` (`archive` names what to unpack); the
     samples are `hovernet_samples` of its `folders`, named by `name`, grouped by `group`.
@@ -451,6 +603,6 @@ def nucleus_samples(
         folders,
         suffixes=suffixes,
         name=name,
-        read_mask=foreground_mask,
+        read_mask=nucleus_labels,
         group=group,
     )

@@ -3,7 +3,9 @@
 Recipe (the paper's `data/preprocess_datasets/CoNIC2022.py`): the image is `images[i]` and the
 mask is the class channel `labels[i, :, :, 1]` cast to uint8 (0 background, 1 neutrophil,
 2 epithelial, 3 lymphocyte, 4 plasma, 5 eosinophil, 6 connective; the script asserts 0..6, so
-any other value raises here). Patches are already 256 x 256: no tiling.
+any other value raises here). Patches are already 256 x 256: no tiling. Instances: the
+instance channel `labels[i, :, :, 0]`, one nucleus per (id, class) on the classed pixels,
+renumbered 1..K.
 
 Sample ids are the authors' file stems `f"{i:04d}"` (i = the patch index in the arrays), which
 their split list confirms (`Data/CoNIC2022/dataset/images/0577.png`, 0000-4980). The group is
@@ -31,11 +33,16 @@ from densebench.data.converters import (
     relative,
     to_mask,
 )
-from densebench.data.converters._common import load_npy, uint8_patch
+from densebench.data.converters._common import (
+    instance_ids,
+    load_npy,
+    nucleus_instances,
+    uint8_patch,
+)
 
 CONVERTER_VERSION = 1
 IMAGES, LABELS, PATCH_INFO = "images.npy", "labels.npy", "patch_info.csv"
-CLASS_CHANNEL = 1
+INSTANCE_CHANNEL, CLASS_CHANNEL = 0, 1
 IMAGE_REMEDY = "use images.npy of the CoNIC release (8-bit RGB)"
 
 
@@ -128,11 +135,15 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     groups = _groups(root, images.shape[0], dataset, raw_dir)
     num_classes = len(card["classes"])
     for i in range(images.shape[0]):
+        image = uint8_patch(images, i, root / IMAGES, dataset, IMAGE_REMEDY)
+        mask = _mask(labels, i, num_classes, root / LABELS, dataset)
+        ids = instance_ids(labels[i, :, :, INSTANCE_CHANNEL], dataset, root / LABELS, raw_dir)
         yield Sample(
             sample_id=f"{i:04d}",
-            image=uint8_patch(images, i, root / IMAGES, dataset, IMAGE_REMEDY),
-            mask=_mask(labels, i, num_classes, root / LABELS, dataset),
+            image=image,
+            mask=mask,
             source_file=relative(root / IMAGES, raw_dir),
             group_id=groups[i],
             official_split=None,
+            instances=nucleus_instances(ids, mask, 0),
         )

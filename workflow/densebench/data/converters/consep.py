@@ -5,7 +5,9 @@ Overlay/}`; the converter also accepts the `Train`/`Test` folders one or two lev
 directly in the raw folder.
 
 Recipe: image -> RGB (alpha dropped); mask = the label's `type_map` as is (0 background + the 7 raw
-types, no merging), values outside 0..7 refused. Train and Test are pooled and numbered by one
+types, no merging), values outside 0..7 refused. Instances: the label's `inst_map`, one nucleus
+per (id, type) on the typed pixels (`_common.nucleus_instances`; none where a label file has no
+`inst_map`). Train and Test are pooled and numbered by one
 running index in the authors' order: Train then Test, each folder in plain string order of its
 file names (their `sorted(os.listdir(...))`, so `train_10` precedes `train_2`), giving
 `consep_Train_sample_000000` ... `consep_Test_sample_000040`, the stems of the authors' published
@@ -32,7 +34,7 @@ from densebench.data.converters import (
     redownload_remedy,
     to_mask,
 )
-from densebench.data.converters._common import hovernet_root, hovernet_samples
+from densebench.data.converters._common import Labels, hovernet_root, hovernet_samples, mat_nuclei
 
 CONVERTER_VERSION = 1
 FOLDERS = (("Train", "train"), ("Test", "test"))
@@ -45,6 +47,12 @@ def type_map_mask(label_path: Path, dataset: str, raw_dir: Path, num_classes: in
     problem = "type_map holds values {bad} outside the classes 0..{last}"
     remedy = redownload_remedy(raw_dir)
     return check_classes(mask, num_classes, dataset, label_path, problem, remedy)
+
+
+def type_map_labels(label_path: Path, dataset: str, raw_dir: Path, num_classes: int) -> Labels:
+    """`type_map_mask` and the nuclei of the label's `inst_map` (`mat_nuclei`)."""
+    mask = type_map_mask(label_path, dataset, raw_dir, num_classes)
+    return Labels(mask, mat_nuclei(label_path, mask, dataset, raw_dir))
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
@@ -60,6 +68,6 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         FOLDERS,
         suffixes=(".png",),
         name=NAME,
-        read_mask=partial(type_map_mask, num_classes=num_classes),
+        read_mask=partial(type_map_labels, num_classes=num_classes),
         group=lambda _folder, image_path: image_path.stem,
     )

@@ -1,6 +1,7 @@
 """CoNSeP-style converter: `{Train,Test}/Images/*.png` + `Labels/*.mat` (`type_map`) -> samples.
 
-The mask is the raw `type_map` (no class merging, as the paper's CoNSeP script does). The
+The mask is the raw `type_map` (no class merging, as the paper's CoNSeP script does); the
+instances are the nuclei of the `inst_map` (`_common.mat_nuclei`; none without one). The
 official split is the folder (Train -> "train", Test -> "test"). The group (patient) comes from an
 optional `patients.csv` (columns `stem,patient_id`) at the dataset root, else the file stem.
 """
@@ -11,8 +12,6 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from densebench.data.converters import (
     Sample,
     conversion_error,
@@ -22,7 +21,14 @@ from densebench.data.converters import (
     require_mask,
     to_mask,
 )
-from densebench.data.converters._common import MISSING_MAT, natural_sorted, nested_root, read_pair
+from densebench.data.converters._common import (
+    MISSING_MAT,
+    Labels,
+    mat_nuclei,
+    natural_sorted,
+    nested_root,
+    read_pair,
+)
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"Train": "train", "Test": "test"}
@@ -42,9 +48,11 @@ def _patients(root: Path, dataset: str) -> dict[str, str] | None:
     return {r["stem"].strip(): r["patient_id"].strip() for r in rows}
 
 
-def _type_map(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
-    """The raw `type_map` of a label file as a uint8 mask (no class merging)."""
-    return to_mask(load_mat_key(path, "type_map", dataset, raw_dir), dataset, path)
+def _type_map(path: Path, dataset: str, raw_dir: Path) -> Labels:
+    """The raw `type_map` of a label file as a uint8 mask (no class merging), with the nuclei
+    of its `inst_map`."""
+    mask = to_mask(load_mat_key(path, "type_map", dataset, raw_dir), dataset, path)
+    return Labels(mask, mat_nuclei(path, mask, dataset, raw_dir))
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
@@ -65,7 +73,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         for image_path in natural_sorted((root / split_dir / "Images").glob("*.png")):
             label_path = root / split_dir / "Labels" / f"{image_path.stem}.mat"
             require_mask(image_path, label_path, dataset, raw_dir, "label", MISSING_MAT)
-            image, mask = read_pair(image_path, label_path, dataset, raw_dir, _type_map)
+            image, labels = read_pair(image_path, label_path, dataset, raw_dir, _type_map)
             stem = image_path.stem
             if patients is not None and stem not in patients:
                 raise conversion_error(
@@ -74,8 +82,9 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
             yield Sample(
                 sample_id=f"consep_{split_dir}_{stem}",
                 image=image,
-                mask=mask,
+                mask=labels.mask,
                 source_file=relative(image_path, raw_dir),
                 group_id=patients[stem] if patients is not None else stem,
                 official_split=SPLIT_DIRS[split_dir],
+                instances=labels.instances,
             )

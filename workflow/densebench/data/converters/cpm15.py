@@ -14,7 +14,8 @@ is converted, the HoVer-Net one first:
   image is swapped back, with a warning naming both files.
 
 Recipe: image -> RGB (alpha dropped); mask = `inst_map != 0` (or `label != 0` for the txt masks)
--> 1 (0 background, 1 nucleus). Images of the HoVer-Net layout (png/jpg/jpeg/tif/tiff, as the
+-> 1 (0 background, 1 nucleus); instances = the nuclei of the same instance labels, renumbered
+1..K. Images of the HoVer-Net layout (png/jpg/jpeg/tif/tiff, as the
 authors' filter) are numbered in plain string order of their names:
 `cpm15_semantic_sample_000000` ... `cpm15_semantic_sample_000014`, the stems of the published
 split list. The original release's `imageNN` is taken to be the repackaging's `image_{NN-1:02d}`
@@ -44,7 +45,13 @@ from densebench.data.converters import (
     relative,
     require_mask,
 )
-from densebench.data.converters._common import files, folders_below, nucleus_samples
+from densebench.data.converters._common import (
+    Labels,
+    files,
+    folders_below,
+    nucleus_instances,
+    nucleus_samples,
+)
 
 CONVERTER_VERSION = 1
 NAME = "cpm15_semantic_sample_{index:06d}"
@@ -163,8 +170,9 @@ def txt_size(path: Path, dataset: str, raw_dir: Path) -> tuple[int, int]:
     return _txt_header(line, path, dataset, raw_dir)
 
 
-def txt_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
-    """Binary nucleus mask of a release's instance-label txt: `label != 0` -> 1 (uint8).
+def txt_labels(path: Path, dataset: str, raw_dir: Path) -> Labels:
+    """Binary nucleus mask of a release's instance-label txt (`label != 0` -> 1, uint8) and
+    its nuclei.
 
     The labels follow the header row by row (x fastest), as the release's README describes.
     """
@@ -188,7 +196,9 @@ def txt_mask(path: Path, dataset: str, raw_dir: Path) -> np.ndarray:
         raise conversion_error(
             dataset, path, "mask file holds negative labels", _txt_remedy(raw_dir)
         )
-    return (labels.reshape(height, width) != 0).astype(np.uint8)
+    inst = labels.reshape(height, width)
+    mask = (inst != 0).astype(np.uint8)
+    return Labels(mask, nucleus_instances(inst, mask, 0))
 
 
 def paired_masks(images: list[tuple[str, Path]], dataset: str, raw_dir: Path) -> list[Path]:
@@ -242,7 +252,7 @@ def original_samples(raw_dir: Path, dataset: str, root: Path) -> Iterator[Sample
     masks = paired_masks(images, dataset, raw_dir)
     for index, ((stem, image_path), mask_path) in enumerate(zip(images, masks, strict=True)):
         image = read_rgb(image_path, dataset, raw_dir)
-        mask = txt_mask(mask_path, dataset, raw_dir)
+        mask, instances = txt_labels(mask_path, dataset, raw_dir)
         check_shapes(image, mask, dataset, mask_path)
         yield Sample(
             sample_id=NAME.format(index=index),
@@ -251,4 +261,5 @@ def original_samples(raw_dir: Path, dataset: str, root: Path) -> Iterator[Sample
             source_file=relative(image_path, raw_dir),
             group_id=stem,
             official_split=None,
+            instances=instances,
         )

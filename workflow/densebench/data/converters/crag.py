@@ -1,7 +1,8 @@
 """CRAG converter: `{train,valid}/Images/*.png` + `Annotation/*.png` (gland ids) -> samples.
 
 Recipe (the authors' `CRAG.py`): every annotated pixel is gland, `mask = (annotation > 0)` -> 1,
-background 0. The CRAG v2 release (MILD-Net, Warwick TIA) unpacks to
+background 0. Instances: each annotation id (or colour, for colour-coded copies) is one gland,
+renumbered 1..K in order of id. The CRAG v2 release (MILD-Net, Warwick TIA) unpacks to
 `CRAG/{train,valid}/{Images,Annotation,Overlay}`; some copies call the test folder `test` and the
 label folder `Annotations`, both are accepted. Sample id = the original file stem (`train_12`,
 `test_3`), which is what the authors' script keeps and their split list (`CRAG.json`) uses.
@@ -50,7 +51,7 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         "no train/Images or valid/Images folder",
         "unpack the CRAG v2 archive here so that CRAG/train/Images and CRAG/valid/Images exist",
     )
-    gland = class_painter(card, "gland", dataset, raw_dir)
+    gland = class_painter(card, "gland", dataset, raw_dir, objects=True)
     for split_dir, split in SPLIT_DIRS.items():
         for image_path in files(root / split_dir / "Images"):
             label_path = _label_path(root / split_dir, image_path.name)

@@ -12,6 +12,9 @@ Two raw layouts are read (the first one found wins):
   `Warwick_QU_Dataset/`): `{train,testA,testB}_<n>.bmp` + `_anno.bmp` (gland instance ids,
   `> 0` -> 1), patients from `Grade.csv` (`_common.warwick_annotation`, shared with `glas_bmp`).
 
+Instances: each `gland` bitmap object is one gland (a later object overwrites an earlier one
+where they overlap), each `_anno.bmp` id one gland; renumbered 1..K in object (id) order.
+
 Sample id = the original file stem (`train_12`, `testA_3`, `testB_20`), the names of the authors'
 `GlaS.json`. Official split: train -> "train", testA/testB -> "test". Group = patient id (the
 stem where the layout carries none).
@@ -45,7 +48,8 @@ from densebench.data.converters._common import (
     WARWICK_IMAGE,
     files,
     find_root,
-    foreground,
+    object_ids,
+    object_map,
     read_grades,
     required_class,
     warwick_annotation,
@@ -127,8 +131,10 @@ def decode_bitmap(data: str) -> np.ndarray:
         return np.asarray(im.convert("L")) > 0
 
 
-def _gland_pixels(ann: dict, shape: tuple[int, int], path: Path, dataset: str) -> np.ndarray:
-    """Union of the annotation's `gland` bitmaps as a boolean (H, W) mask."""
+def _gland_objects(ann: dict, shape: tuple[int, int], path: Path, dataset: str) -> np.ndarray:
+    """The annotation's `gland` bitmaps as an (H, W) int64 map: object k (1-based, in file
+    order) where its bitmap is set, a later object over an earlier one; 0 elsewhere. Its
+    non-zero pixels are the union of the bitmaps."""
     size = ann.get("size") or {}
     if (size.get("height", shape[0]), size.get("width", shape[1])) != shape:
         raise conversion_error(
@@ -138,10 +144,9 @@ def _gland_pixels(ann: dict, shape: tuple[int, int], path: Path, dataset: str) -
             f"image's {shape[0]}x{shape[1]}",
             "the image and annotation do not belong together; re-download the raw data",
         )
-    mask = np.zeros(shape, bool)
-    for obj in ann.get("objects", []):
-        if str(obj.get("classTitle", "")).lower() != GLAND:
-            continue
+    objects = np.zeros(shape, np.int64)
+    glands = (o for o in ann.get("objects", []) if str(o.get("classTitle", "")).lower() == GLAND)
+    for number, obj in enumerate(glands, start=1):
         if obj.get("geometryType") != "bitmap":
             raise conversion_error(
                 dataset,
@@ -160,8 +165,9 @@ def _gland_pixels(ann: dict, shape: tuple[int, int], path: Path, dataset: str) -
             ) from exc
         h = max(0, min(piece.shape[0], shape[0] - y0))
         w = max(0, min(piece.shape[1], shape[1] - x0))
-        mask[y0 : y0 + h, x0 : x0 + w] |= piece[:h, :w]
-    return mask
+        window = objects[y0 : y0 + h, x0 : x0 + w]
+        window[piece[:h, :w]] = number
+    return objects
 
 
 def _patient(ann: dict) -> str | None:
@@ -195,11 +201,12 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         patient = entry.patient
         if entry.label.suffix == ".json":
             ann = _load_json(entry.label, dataset, raw_dir)
-            fg = _gland_pixels(ann, image.shape[:2], entry.label, dataset)
+            objects = _gland_objects(ann, image.shape[:2], entry.label, dataset)
             patient = _patient(ann)
         else:
-            fg = foreground(entry.label, dataset, raw_dir)
-            check_shapes(image, fg, dataset, entry.label)
+            objects = object_ids(entry.label, dataset, raw_dir)
+            check_shapes(image, objects, dataset, entry.label)
+        fg = objects != 0
         yield Sample(
             sample_id=entry.stem,
             image=image,
@@ -207,4 +214,5 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
             source_file=relative(entry.image, raw_dir),
             group_id=patient or entry.stem,
             official_split=entry.split,
+            instances=object_map(objects, fg),
         )

@@ -1,6 +1,7 @@
 """GlaS-style converter: `Warwick_QU_Dataset/{train,testA,testB}_<n>.bmp` + `_anno.bmp` -> samples.
 
-Annotation BMPs hold gland instance ids; every pixel with id > 0 is gland. If the card has the
+Annotation BMPs hold gland instance ids; every pixel with id > 0 is gland, and each id is one
+gland of the sample's instances (renumbered 1..K in order of id). If the card has the
 classes `benign_gland` and `tumour_gland`, each gland gets the class of its image's grade in
 `Grade.csv` (benign / malignant); otherwise the card must have a single `gland` class (the paper's
 binary encoding). Official split: train* -> "train", testA*/testB* -> "test". Group: the
@@ -26,6 +27,7 @@ from densebench.data.converters._common import (
     WARWICK_IMAGE,
     natural_sorted,
     nested_root,
+    object_map,
     read_grades,
     read_pair,
     warwick_annotation,
@@ -76,7 +78,8 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     for image_path in images:
         stem = image_path.stem
         anno_path, patient, grade = warwick_annotation(image_path, grades, grade_csv, dataset)
-        image, anno = read_pair(image_path, anno_path, dataset, raw_dir, read_label)
+        image, labels = read_pair(image_path, anno_path, dataset, raw_dir, read_label)
+        anno = labels.mask
         gland = _class_of(card, grade, dataset, grade_csv)
         yield Sample(
             sample_id=f"glas_{stem}",
@@ -85,4 +88,5 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
             source_file=relative(image_path, raw_dir),
             group_id=patient,
             official_split="train" if stem.startswith("train") else "test",
+            instances=object_map(anno, anno > 0),
         )

@@ -7,7 +7,9 @@ a lower-case folder (`lizard_images1/Lizard_Images1/...`). Both are accepted.
 Recipe: image -> RGB (alpha dropped); mask = each instance of `inst_map` painted with its `class`
 (looked up through the `id` list, first match), instances missing from `id` -> 0 (background):
 0 background, 1 neutrophil, 2 epithelial, 3 lymphocyte, 4 plasma, 5 eosinophil, 6 connective.
-Painted values outside the classes are refused. Sample id = the image's original stem
+Painted values outside the classes are refused. Instances: the nuclei of `inst_map` on the
+painted pixels (one per (id, class), renumbered 1..K; instances the `id` list lacks are
+background in the mask and so no nucleus). Sample id = the image's original stem
 (`consep_1`, `glas_12`, ...), as the authors keep file names. Samples are in natural stem order.
 
 Split: `info.csv` gives each image a fold (`Split` 1, 2, 3) of the Lizard paper's 3-fold
@@ -35,7 +37,7 @@ from densebench.data.converters import (
     redownload_remedy,
     require_mask,
 )
-from densebench.data.converters._common import pair_sample
+from densebench.data.converters._common import Labels, nucleus_instances, pair_sample
 
 CONVERTER_VERSION = 1
 IMAGE_DIRS = ("Lizard_Images1", "Lizard_Images2")
@@ -101,8 +103,9 @@ def integer_variable(path: Path, key: str, dataset: str, raw_dir: Path) -> np.nd
     return values.astype(np.int64)
 
 
-def class_mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> np.ndarray:
-    """Paint every instance of `inst_map` with its `class` (via `id`); unknown ids -> 0."""
+def class_mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> Labels:
+    """Paint every instance of `inst_map` with its `class` (via `id`); unknown ids -> 0; with
+    the painted nuclei as instances."""
     inst, ids, types = (
         integer_variable(path, k, dataset, raw_dir) for k in ("inst_map", "id", "class")
     )
@@ -121,7 +124,8 @@ def class_mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> np.
     lut[0] = 0
     problem = "class values {bad} are outside the classes 0..{last}"
     mask = check_classes(lut[inst], num_classes, dataset, path, problem, redownload_remedy(raw_dir))
-    return mask.astype(np.uint8)
+    mask = mask.astype(np.uint8)
+    return Labels(mask, nucleus_instances(inst, mask, 0))
 
 
 def list_images(raw_dir: Path, dataset: str) -> list[Path]:

@@ -8,6 +8,11 @@ mask PNG (the class code; channels 1 x 2 encode instance ids and are dropped), w
 (`configs/nucleus_GTcodes.csv` of the NuCLS repo). Any other code raises. The image is the
 `rgb/` PNG of the same name as RGB (alpha dropped).
 
+Instances: the object id of a pixel is the product of the mask's channels 1 and 2 (the
+release's encoding); one nucleus per (id, class) on the classed pixels (unlabeled nuclei, code
+99, are background in the mask and so no nucleus), renumbered 1..K. A single-channel mask
+carries none.
+
 Sample ids are the original file stems, as the authors keep them
 (`Data/NuCLS/images/TCGA-AC-A2BK-DX1_id-5ea40a4dddda5f839898d7d9_left-18233_top-10627_bottom-
 10908_right-18521.png`). The group is the TCGA patient (`TCGA-<site>-<participant>`). The
@@ -39,8 +44,10 @@ from densebench.data.converters import (
     to_mask,
 )
 from densebench.data.converters._common import (
+    Labels,
     folders_below,
     natural_sorted,
+    nucleus_instances,
     pair_sample,
     tcga_case,
 )
@@ -100,14 +107,19 @@ def nucls_mask(codes: np.ndarray) -> np.ndarray:
     return np.where((codes == FOV_CODE) | (codes == UNLABELED_CODE), 0, codes)
 
 
-def _mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> np.ndarray:
-    """Channel 0 of a NuCLS mask PNG in the paper's encoding, refusing unknown codes."""
+def _mask(path: Path, dataset: str, raw_dir: Path, num_classes: int) -> Labels:
+    """Channel 0 of a NuCLS mask PNG in the paper's encoding, refusing unknown codes, with the
+    nuclei of channels 1 x 2 (none for a single-channel mask)."""
     array = _open_array(path, dataset, raw_dir, mode=None)
     codes = array[..., 0] if array.ndim == 3 else array
     mask = to_mask(nucls_mask(codes), dataset, path)
     problem = f"class codes {{bad}} are not NuCLS codes 0..{{last}}, {UNLABELED_CODE} or {FOV_CODE}"
     remedy = "use the mask PNGs of the NuCLS release (channel 0 = class code)"
-    return check_classes(mask, num_classes, dataset, path, problem, remedy)
+    mask = check_classes(mask, num_classes, dataset, path, problem, remedy)
+    if array.ndim != 3 or array.shape[2] < 3:
+        return Labels(mask)
+    ids = array[..., 1].astype(np.int64) * array[..., 2].astype(np.int64)
+    return Labels(mask, nucleus_instances(ids, mask, 0))
 
 
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:

@@ -7,6 +7,10 @@ image is `images[i]` cast to uint8 (the release stores float64 0..255); the mask
 as is, including its quirks: where two type channels overlap the larger instance id wins, and a
 pixel with no channel set becomes 0 (neoplastic).
 
+Instances: the per-type instance ids, each pixel taking the id of the channel the argmax picked
+(so a nucleus has the one class its pixels show); one nucleus per (id, type), renumbered 1..K.
+Pixels with no channel set belong to no nucleus (though the mask calls them neoplastic).
+
 Sample ids are the authors' file stems: one running index over the three folds, `f"{n:05d}"`
 (00000-07900), which their split list confirms (`Data/PanNuke/images/06876.png`). The official
 split is the common fold protocol: fold 1 -> train, fold 2 -> val, fold 3 -> test. The release
@@ -32,7 +36,7 @@ from densebench.data.converters import (
     relative,
     to_mask,
 )
-from densebench.data.converters._common import load_npy, uint8_patch
+from densebench.data.converters._common import load_npy, nucleus_instances, uint8_patch
 
 CONVERTER_VERSION = 1
 IMAGES, MASKS = "images.npy", "masks.npy"
@@ -131,6 +135,23 @@ def semantic_mask(channels: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(channels), axis=-1).astype(np.uint8)
 
 
+def instances(channels: np.ndarray, mask: np.ndarray, path: Path, dataset: str) -> np.ndarray:
+    """The nuclei of a patch: at each pixel the instance id of the type channel `mask` names
+    (none on background 5), one nucleus per (id, type)."""
+    types = np.asarray(channels)[..., : CHANNELS - 1]
+    chosen = np.minimum(mask, CHANNELS - 2).astype(np.intp)[..., None]
+    ids = np.take_along_axis(types, chosen, axis=-1)[..., 0]
+    ids = np.where(mask == CHANNELS - 1, 0, ids)
+    if ids.size and (ids.min() < 0 or not np.all(np.mod(ids, 1) == 0)):
+        raise conversion_error(
+            dataset,
+            path,
+            "type channels hold instance ids that are not non-negative integers",
+            "use masks.npy of the PanNuke release",
+        )
+    return nucleus_instances(ids.astype(np.int64), mask, CHANNELS - 1)
+
+
 def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
     """Yield PanNuke patches fold by fold, ids 00000, 00001, ... running across folds."""
     raw_dir = Path(raw_dir)
@@ -142,12 +163,15 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
         _check_arrays(images, masks, image_path, mask_path, dataset)
         for i in range(images.shape[0]):
             sample_id = f"{index:05d}"
+            channels = np.asarray(masks[i])
+            mask = to_mask(semantic_mask(channels), dataset, mask_path)
             yield Sample(
                 sample_id=sample_id,
                 image=uint8_patch(images, i, image_path, dataset, IMAGE_REMEDY, refuse_nan=True),
-                mask=to_mask(semantic_mask(masks[i]), dataset, mask_path),
+                mask=mask,
                 source_file=relative(image_path, raw_dir),
                 group_id=sample_id,
                 official_split=OFFICIAL[fold],
+                instances=instances(channels, mask, mask_path, dataset),
             )
             index += 1

@@ -8,6 +8,11 @@ a missing one is an error (the release is complete; the authors' script would si
 as empty). Sample id = the original file stem (`P1_D7_4_17_3`), as in the authors' `RINGS.json`.
 Official split: TRAIN -> "train", TEST -> "test". Group = the patient token before the first
 underscore (`P1`) — an interpretation of the file names, not documented by the release.
+
+Instances: the release's masks are binary (no gland ids), so the glands are the 8-connected
+components of the `MANUAL GLANDS` mask (`_common.component_objects`): prostate glands are
+separated by stroma, but two annotated glands that touch count as one. The tumour mask (areas,
+not glands) adds no objects.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from densebench.data.converters import Sample, check_shapes, read_rgb, relative, require_mask
-from densebench.data.converters._common import files, foreground, release_root, required_class
+from densebench.data.converters._common import (
+    component_objects,
+    files,
+    foreground,
+    release_root,
+    required_class,
+)
 
 CONVERTER_VERSION = 1
 SPLIT_DIRS = {"TRAIN": "train", "TEST": "test"}
@@ -50,8 +61,9 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
             tumour_path = _label(folder, TUMOUR, image_path, dataset, raw_dir)
             image = read_rgb(image_path, dataset, raw_dir)
             mask = np.zeros(image.shape[:2], np.uint8)
+            labelled = {}
             for path, value in ((gland_path, gland), (tumour_path, tumour)):
-                fg = foreground(path, dataset, raw_dir)
+                labelled[value] = fg = foreground(path, dataset, raw_dir)
                 check_shapes(image, fg, dataset, path)
                 mask[fg] = value
             yield Sample(
@@ -61,4 +73,5 @@ def convert(raw_dir: Path, card: dict) -> Iterator[Sample]:
                 source_file=relative(image_path, raw_dir),
                 group_id=image_path.stem.split("_")[0],
                 official_split=split,
+                instances=component_objects(labelled[gland]),
             )
