@@ -6,9 +6,9 @@ numbers (``aggregate``) from published ones (``densebench.report.published``). T
 instance labels, beyond the paper) have an empty (NA) ``class`` and ``class_name``; the per-class
 ``CLASS_METRICS`` (IoU, Dice, Precision, Recall, F1, the authors' ``{metric}_Class_{class}``)
 carry the class index and name. Rows are sorted by dataset, strategy, model, then the headline
-metrics in published order and the object metrics, then per class index the per-class metrics in ``CLASS_METRICS`` order (the authors'
-``format_results`` layout). Published results have headline rows only. ``headline_rows`` is the
-view the report's tables and figures read.
+metrics in published order and the object metrics, then per class index the per-class metrics
+in ``CLASS_METRICS`` order (the authors' ``format_results`` layout). Published results have
+headline rows only. ``headline_rows`` is the view the report's tables and figures read.
 """
 
 from __future__ import annotations
