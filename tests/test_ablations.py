@@ -11,7 +11,13 @@ import pytest
 from densebench.report.ablations import build_lora_rank
 from densebench.report.aggregate import COLUMNS, tidy
 from densebench.report.grid import Grid
-from tests.test_workflow import job_counts, snakemake, workdir, write_config  # noqa: F401
+from tests.test_workflow import (  # noqa: F401
+    job_counts,
+    predictions,
+    snakemake,
+    workdir,
+    write_config,
+)
 
 LORA_RANK = {"lora_r4": 4, "lora_r8": 8, "lora": 16, "lora_r32": 32, "lora_r64": 64}
 LORA_RANK |= {"lora_r128": 128}
@@ -22,7 +28,7 @@ def test_lora_rank_target_lists_the_ablations_training_jobs(workdir):  # noqa: F
     dry = snakemake(workdir, "ablation_lora_rank", "-n", "--quiet", "rules", "reason")
     counts = job_counts(dry.stdout + dry.stderr)
     # 3 datasets x 4 models (one per size class) x (6 ranks + full fine-tuning)
-    assert counts["train"] == counts["predict"] == 3 * 4 * 7
+    assert counts["train"] == predictions(counts) == 3 * 4 * 7
     assert counts["ablation_scores"] == counts["figure5"] == 1
     assert "score" not in counts and "aggregate" not in counts  # the grid is not built
     plan = snakemake(workdir, "ablation_lora_rank", "-n").stdout
@@ -81,7 +87,7 @@ def test_input_size_target_lists_each_size_with_resources_from_the_rule(workdir)
 def test_baseline_target_trains_the_unet_on_every_dataset_beside_the_published(workdir):  # noqa: F811
     dry = snakemake(workdir, "baseline_unet", "-n", "--quiet", "rules")
     counts = job_counts(dry.stdout + dry.stderr)
-    assert counts["train"] == counts["predict"] == 18 and counts["baseline_unet_report"] == 1
+    assert counts["train"] == predictions(counts) == 18 and counts["baseline_unet_report"] == 1
     assert counts["source_table"] == 1 and "score" not in counts  # the published PFMs
     plan = snakemake(workdir, "baseline_unet", "-n").stdout
     cells = set(re.findall(r"Training (\S+) / (\S+) on (\S+) \(1 GPU", plan))

@@ -267,10 +267,10 @@ def test_every_job_went_through_sbatch_and_only_run_jobs_asked_for_a_gpu(cluster
     jobs, planned = cluster_run["jobs"], cluster_run["planned"]
     done = jobs[jobs["State"] == "COMPLETED"]
     completed = Counter(rule_of(c) for c in done["Comment"])
-    assert planned["train"] == planned["predict"] == len(RUNS)
+    assert planned["train"] == planned["predict_with_objects"] == len(RUNS)  # demo_glands
     expected = {rule: n for rule, n in planned.items() if rule not in LOCAL_RULES | {"total"}}
     assert completed == expected
-    is_run = jobs["Comment"].map(rule_of).isin(["train", "predict", "predict_objects"])
+    is_run = jobs["Comment"].map(rule_of).isin(["train", "predict", "predict_with_objects"])
     assert jobs.loc[is_run, "ReqTRES"].str.contains("gres/gpu=1").all()
     assert not jobs.loc[~is_run, "ReqTRES"].str.contains("gpu").any()
 
@@ -367,7 +367,7 @@ def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs
     output = result.stdout + result.stderr
     messages = re.findall(r"Job \d+: (.*)", output)
     runs = [m for m in messages if m.startswith(("Training ", "Predicting "))]
-    assert len(runs) == 2 * 1530 + 11 * 17 * 5  # + the object tallies of 11 datasets
+    assert len(runs) == 2 * 1530
     request = r"\((\d+) GPU (\S+): est\. (\d+) GB (with|without) checkpointing, (\d+) CPUs, .*\)$"
     requests = [re.search(request, m) for m in runs]
     assert all(r and r[1] == "1" and r[2] == "gpu-80g" and 2 <= int(r[5]) <= 16 for r in requests)
@@ -380,10 +380,7 @@ def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs
     others = [m for m in messages if m not in runs]
     # scoring and report jobs (cluster jobs of evaluate/report/figures.smk but predict) say so
     text = "".join((REPO / f"workflow/rules/{n}.smk").read_text() for n in RULE_FILES)
-    no_gpu_rules = set(re.findall(r"^rule (\w+):", text, re.MULTILINE)) - {
-        "predict",
-        "predict_objects",
-    }
+    no_gpu_rules = set(re.findall(r"^rule (\w+):", text, re.MULTILINE)) - {"predict"}
     planned = job_counts(output)
     expected = sum(n for rule, n in planned.items() if rule in no_gpu_rules)
     assert planned["score"] == 18 and planned["paired_bootstrap"] == 18

@@ -13,7 +13,8 @@ from densebench.data.converters import Sample
 from densebench.data.instances import write_instances
 from densebench.data.store import write_store
 from densebench.evaluate.objects import FIELDS
-from densebench.evaluate.predict_objects import background_class, predict_object_tallies
+from densebench.evaluate.predict import predict_matrices
+from densebench.evaluate.predict_objects import background_class, predict_with_objects
 from tests.paper_lists import PIXEL_SPEC, red_model
 
 SQUARES = 3  # glands / nuclei per image, apart from each other
@@ -51,14 +52,21 @@ def stores(request, tmp_path_factory) -> tuple[Path, Path, str]:
     return store, instances, kind
 
 
-def test_a_perfect_prediction_tallies_every_object_matched(stores) -> None:
+def tallies_of(model, spec, stores) -> np.ndarray:
+    """The object tallies of one pass, whose confusion matrices must be predict_matrices'."""
     store, instances, kind = stores
-    with torch.no_grad():
-        tallies, ids = predict_object_tallies(
-            red_model, PIXEL_SPEC, store, instances, kind, torch.device("cpu")
-        )
+    cpu = torch.device("cpu")
+    matrices, tallies, ids = predict_with_objects(model, spec, store, instances, kind, cpu)
+    alone, same_ids = predict_matrices(model, spec, store, cpu)
+    assert np.array_equal(matrices, alone) and ids == same_ids and len(ids) == 3
+    return tallies
+
+
+def test_a_perfect_prediction_tallies_every_object_matched(stores) -> None:
+    kind = stores[2]
+    tallies = tallies_of(red_model, PIXEL_SPEC, stores)
     fields = dict(zip(FIELDS[kind], tallies.T, strict=True))
-    assert len(ids) == 3 and tallies.shape == (3, len(FIELDS[kind]))
+    assert tallies.shape == (3, len(FIELDS[kind]))
     assert (fields["tp"] == SQUARES).all() and (fields["fp"] == 0).all()
     assert (fields["fn"] == 0).all()
     if kind == "nucleus":
@@ -71,28 +79,22 @@ def test_a_perfect_prediction_tallies_every_object_matched(stores) -> None:
 
 
 def test_a_prediction_of_nothing_misses_every_object(stores) -> None:
-    store, instances, kind = stores
+    kind = stores[2]
 
     def nothing(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([torch.ones_like(x[:, 0]), torch.zeros_like(x[:, 0])], dim=1)
 
-    with torch.no_grad():
-        tallies, _ = predict_object_tallies(
-            nothing, PIXEL_SPEC, store, instances, kind, torch.device("cpu")
-        )
+    tallies = tallies_of(nothing, PIXEL_SPEC, stores)
     fields = dict(zip(FIELDS[kind], tallies.T, strict=True))
     assert (fields["tp"] == 0).all() and (fields["fn"] == SQUARES).all()
 
 
 def test_resize_scoring_compares_at_the_scored_resolution(stores) -> None:
-    store, instances, kind = stores
+    kind = stores[2]
     spec = replace(
         PIXEL_SPEC, input_size=32, evaluate=replace(PIXEL_SPEC.evaluate, inference="resize")
     )
-    with torch.no_grad():
-        tallies, _ = predict_object_tallies(
-            red_model, spec, store, instances, kind, torch.device("cpu")
-        )
+    tallies = tallies_of(red_model, spec, stores)
     fields = dict(zip(FIELDS[kind], tallies.T, strict=True))
     assert (fields["tp"] == SQUARES).all()  # the objects survive the nearest resize to 32 px
 

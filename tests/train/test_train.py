@@ -19,8 +19,9 @@ from densebench.train.loop import LOG_FIELDS, train_run
 
 @pytest.fixture(scope="module")
 def spec(demo_config, registries):
-    """A 2-epoch LoRA run of the patch-16 demo model."""
-    config = dict(demo_config, train=dict(demo_config["train"], epochs=2, batch_size=4))
+    """A 2-epoch LoRA run of the patch-16 demo model, the first epoch a warmup epoch."""
+    train = dict(demo_config["train"], epochs=2, batch_size=4, warmup_epochs=1)
+    config = dict(demo_config, train=train)
     return build_run_spec(config, "demo_nuclei", "demo_vit_p16", "lora", registries)
 
 

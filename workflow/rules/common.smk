@@ -193,9 +193,10 @@ def objects_flag(wildcards, input):
     return f"--objects {' '.join(input.objects)}" if input.objects else ""
 
 
-def instance_kind(wildcards):
-    """Param: the kind of objects of the job's dataset (nucleus or gland)."""
-    return PLAN.instance_kind(wildcards.dataset)
+def objects_flags(wildcards, input, output):
+    """CLI flags of a prediction that also writes the run's object tallies."""
+    kind = PLAN.instance_kind(wildcards.dataset)
+    return f"--instances {input.instances} --kind {kind} --objects-out {output.objects}"
 
 
 def parent_dir(wildcards, output):

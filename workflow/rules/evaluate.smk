@@ -31,12 +31,13 @@ rule predict:
         identity=identity_json("prediction"),
         spec=job_spec,
         weights=weights_flag,
+        objects="",
     message:
         "Predicting the test split of {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
         " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
     shell:
         "densebench predict --spec {params.spec:q} --checkpoint {input.best}"
-        " --store {input.store} --out {output.confusion} {params.weights}"
+        " --store {input.store} --out {output.confusion} {params.weights} {params.objects}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -57,44 +58,26 @@ use rule predict as predict_variant with:
         " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
 
 
-# Object tallies (nucleus instances, gland objects) of a run on a dataset with instance labels:
-# its own product, so adding it re-predicts and retrains nothing else.
-rule predict_objects:
+# On a dataset with instance labels, the same prediction also writes the run's object tallies
+# (nucleus instances, gland objects): deleting objects.npz re-predicts that run only.
+use rule predict as predict_with_objects with:
     input:
         unpack(run_inputs),
         best=f"{RUN_DIR}/best.pt",
         instances="resources/datasets/{dataset}.instances.zarr",
     output:
+        confusion=f"{RUN_DIR}/confusion.npz",
         objects=f"{RUN_DIR}/objects.npz",
-    log:
-        "logs/predict_objects/{dataset}/{model}/{strategy}.log",
-    benchmark:
-        "logs/benchmarks/predict_objects/{dataset}/{model}/{strategy}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: run_threads
-    resources:
-        gpu=run_resource("predict", "gpu"),
-        gpu_model=run_resource("predict", "gpu_model"),
-        gres=run_resource("predict", "gres"),
-        constraint=run_resource("predict", "constraint"),
-        gpu_note=run_resource("predict", "gpu_note"),
-        attempt=attempt_number,
-        cpus_per_gpu=run_resource("predict", "cpus_per_gpu"),
-        mem_mb=run_resource("predict", "mem_mb"),
-        runtime=run_resource("predict", "runtime"),
+    wildcard_constraints:
+        dataset=alternatives(PLAN.instance_datasets()),
     params:
         identity=identity_json("objects"),
         spec=job_spec,
         weights=weights_flag,
-        kind=instance_kind,
-    message:
-        "Predicting the {params.kind} objects of {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
-        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
-    shell:
-        "densebench predict-objects --spec {params.spec:q} --checkpoint {input.best}"
-        " --store {input.store} --instances {input.instances} --kind {params.kind}"
-        " --out {output.objects} {params.weights} --threads {threads} > {log} 2>&1"
+        objects=objects_flags,
+
+
+ruleorder: predict_with_objects > predict
 
 
 rule score:

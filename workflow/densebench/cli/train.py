@@ -61,40 +61,26 @@ def cmd_train(args: argparse.Namespace) -> None:
     path("--out"),
     opt_path("--weights"),
     THREADS,
+    opt_path("--instances", help="the dataset's instance store: also write --objects-out"),
+    arg("--kind", choices=("nucleus", "gland"), default=None, help="the objects of --instances"),
+    opt_path("--objects-out", help="the run's object tallies (objects.npz)"),
 )
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Predict a trained run's test split into per-image confusion matrices."""
+    """Predict a trained run's test split into per-image confusion matrices and, with
+    --instances, per-image object tallies from the same predictions."""
     prepare_model_job(args.spec.model if args.spec is not None else None, args.weights)
-    from densebench.evaluate.predict import predict_run
+    objects = (args.instances, args.kind, args.objects_out)
+    if any(o is not None for o in objects) and None in objects:
+        raise SystemExit("predict: --instances, --kind and --objects-out go together")
+    if args.instances is None:
+        from densebench.evaluate.predict import predict_run
 
-    predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)
-
-
-@command(
-    "predict-objects",
-    arg("--spec", type=spec_arg, default=None),
-    path("--checkpoint"),
-    path("--store"),
-    path("--instances", help="the dataset's instance store (<dataset>.instances.zarr)"),
-    arg("--kind", choices=("nucleus", "gland"), required=True),
-    path("--out"),
-    opt_path("--weights"),
-    THREADS,
-)
-def cmd_predict_objects(args: argparse.Namespace) -> None:
-    """Predict a trained run's test split into per-image object tallies (objects.npz)."""
-    prepare_model_job(args.spec.model if args.spec is not None else None, args.weights)
+        predict_run(args.checkpoint, args.store, args.out, args.weights, args.threads, args.spec)
+        return
     from densebench.evaluate.predict_objects import predict_objects_run
 
     predict_objects_run(
-        args.checkpoint,
-        args.store,
-        args.instances,
-        args.kind,
-        args.out,
-        args.weights,
-        args.threads,
-        args.spec,
+        args.checkpoint, args.store, args.out, objects, args.weights, args.threads, args.spec
     )
 
 
