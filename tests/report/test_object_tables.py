@@ -34,6 +34,7 @@ def row(dataset: str, model: str, strategy: str, metric: str, value: float) -> d
         "boot_mean": value,
         "ci_lower": value - 0.01,
         "ci_upper": value + 0.01,
+        "n_images": 3 if dataset == "GlaS" else 14,
     }
 
 
@@ -70,6 +71,9 @@ def test_object_tables_per_cell_sorted_with_the_lowest_hausdorff_best(tmp_path: 
     assert "**10.00 [9.99, 10.01]**" in line  # the lowest Hausdorff is the best
     assert "**0.800" in next(x for x in glas.splitlines() if x.startswith("| UNI"))
     assert "lower is better" in glas
+    assert "| UNI\u2021 |" in glas and "unreliable (n = 3 test images)" in glas  # small split
+    kumar_md = (tmp_path / "kumar/lora.md").read_text()
+    assert "\u2021" not in kumar_md  # 14 test images: unmarked
     assert (tmp_path / "GlaS/frozen.tex").read_text().startswith("\\begin{table}")
 
 

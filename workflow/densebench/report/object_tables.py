@@ -31,6 +31,7 @@ from densebench.report.formats import (
     write_formats,
 )
 from densebench.report.grid import Grid
+from densebench.report.reliability import marked, with_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,8 +132,11 @@ def object_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
                 f"{NOTE[kind]} Values: mean of the bootstrap replicates [2.5th, 97.5th "
                 "percentile]; per column the best in bold, the second underlined."
             )
+            counts = part.groupby("model")["n_images"].first() if "n_images" in part else {}
+            images = [counts.get(m) for m in wide["model"]]
+            note = with_note(note, images)
             md_cells, tex_cells = _cells(wide, metrics)
-            names = list(wide["model_name"])
+            names = [marked(n, k) for n, k in zip(wide["model_name"], images, strict=True)]
             header = ["Model", *metrics]
             md = markdown(
                 header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note
