@@ -311,7 +311,8 @@ def test_a_killed_prediction_reruns_without_retraining(cluster_run):
     assert len(killed) == 1
     dataset, model, strategy = Path(killed[0]).parent.parts[-3:]
     cell = f"wildcards_{dataset}_{model}_{strategy}"
-    predictions = jobs[jobs["Comment"] == f"rule_predict_{cell}"]
+    # demo_glands has instance labels: its prediction also writes the run's object tallies
+    predictions = jobs[jobs["Comment"] == f"rule_predict_with_objects_{cell}"]
     assert list(predictions["State"]) == ["FAILED", "COMPLETED"]
     trainings = jobs[jobs["Comment"] == f"rule_train_{cell}"]
     assert (trainings["State"] == "COMPLETED").sum() == 1

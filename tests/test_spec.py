@@ -26,7 +26,7 @@ def spec(demo_config, registries) -> RunSpec:
 
 
 def test_run_spec_resolves_the_cell(spec, demo_config):
-    assert spec.input_size == 56 and spec.num_classes == 3 and spec.ignore_index == 255
+    assert spec.input_size == 112 and spec.num_classes == 3 and spec.ignore_index == 255  # demo S
     assert (spec.dataset, spec.model, spec.strategy) == ("demo_glands", "demo_vit_p14_reg4", "lora")
     run_settings = {k: v for k, v in demo_config["train"].items() if k != "seeds"}
     assert spec.train.to_dict() == run_settings  # seeds: the grid axis, not a run's setting
