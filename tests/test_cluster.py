@@ -70,7 +70,8 @@ def slurm_script(command: str) -> subprocess.CompletedProcess:
     """Run ci/local_slurm.sh <command> with the test's cluster settings."""
     env = dict(os.environ, LOCAL_SLURM_FAKE_GPUS="2", LOCAL_SLURM_PARTITION=PARTITION)
     env["LOCAL_SLURM_ACCOUNT"] = ACCOUNT
-    lock = ["flock", "/tmp/densebench-local-slurm.lock"]  # one start at a time on this machine
+    # one start at a time on this machine; -o: the daemons a start spawns must not hold the lock
+    lock = ["flock", "-o", "/tmp/densebench-local-slurm.lock"]
     return subprocess.run(
         [*lock, "bash", str(SLURM), command], capture_output=True, text=True, env=env, timeout=1800
     )
