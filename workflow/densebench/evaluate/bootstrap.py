@@ -159,6 +159,20 @@ def bootstrap(
     return bootstrap_all(per_image, replicates, seed, **options)[0]
 
 
+def scoring_columns(
+    n_images: int, replicates: int, seed: int, definitions: str, exclude_background: bool
+) -> dict[str, int | str | bool]:
+    """The columns every score row of a run repeats: its test images and the bootstrap's
+    settings (``RUN_COLUMNS`` after the statistics, then ``DEFINITION_COLUMNS``)."""
+    return {
+        "n_images": int(n_images),
+        "replicates": int(replicates),
+        "seed": int(seed),
+        "definitions": definitions,
+        "exclude_background": bool(exclude_background),
+    }
+
+
 def score_run(
     confusion_path: Path,
     keys: Mapping[str, str],
@@ -190,13 +204,7 @@ def score_run(
         )
     except ValueError as err:
         raise ValueError(f"{confusion_path}: {err}") from err
-    common = {
-        "n_images": int(matrices.shape[0]),
-        "replicates": int(replicates),
-        "seed": int(seed),
-        "definitions": definitions,
-        "exclude_background": bool(exclude_background),
-    }
+    common = scoring_columns(matrices.shape[0], replicates, seed, definitions, exclude_background)
     none = {"class": pd.NA, "class_name": pd.NA}
     rows = [{**dict(keys), "metric": name, **none, **headline[name], **common} for name in METRICS]
     for c, class_name in enumerate(classes):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from densebench.atomic import atomic_output
-from densebench.evaluate.bootstrap import SCORE_COLUMNS, summarise
+from densebench.evaluate.bootstrap import SCORE_COLUMNS, scoring_columns, summarise
 from densebench.evaluate.objects import FIELDS, METRICS, object_metrics, replicate_object_metrics
 from densebench.variants import RUN_KEYS
 
@@ -114,11 +114,7 @@ def score_objects(
     common = {
         "class": pd.NA,
         "class_name": pd.NA,
-        "n_images": int(tallies.shape[0]),
-        "replicates": int(replicates),
-        "seed": int(seed),
-        "definitions": definitions,
-        "exclude_background": bool(exclude_background),
+        **scoring_columns(tallies.shape[0], replicates, seed, definitions, exclude_background),
     }
     rows = [
         {

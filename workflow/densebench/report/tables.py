@@ -25,7 +25,7 @@ The Markdown/LaTeX helpers they share are ``densebench.report.formats``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,26 +54,37 @@ CLASS_METRIC = "Dice"
 
 
 def _marked_cells(
-    wide: pd.DataFrame, columns: Sequence[str], digits: int = 3
+    wide: pd.DataFrame,
+    columns: Sequence[str],
+    lowest_best: Collection[str] = (),
+    digits: Mapping[str, int] | None = None,
 ) -> tuple[list[list[str]], list[list[str]]]:
     """Markdown and LaTeX cells of ``columns`` (mean with ``_ci_lower``/``_ci_upper``) with the
-    best of each column bold and the second underlined."""
+    best of each column bold and the second underlined: the highest, or the lowest for the
+    columns in ``lowest_best``; 3 digits unless ``digits`` says otherwise per column."""
     md_rows = [[] for _ in range(len(wide))]
     tex_rows = [[] for _ in range(len(wide))]
     for column in columns:
-        marks = emphasis([float(v) for v in wide[column]])
+        sign = -1.0 if column in lowest_best else 1.0
+        marks = emphasis([sign * float(v) for v in wide[column]])
         lower, upper = wide[f"{column}_ci_lower"], wide[f"{column}_ci_upper"]
         bounds = zip(wide[column], lower, upper, strict=True)
+        places = (digits or {}).get(column, 3)
         for i, (mark, values) in enumerate(zip(marks, bounds, strict=True)):
-            text = ci_cell(*(float(v) for v in values), digits=digits)
+            text = ci_cell(*(float(v) for v in values), digits=places)
             md_rows[i].append(md_mark(text, mark))
             tex_rows[i].append(tex_mark(text, mark))
     return md_rows, tex_rows
 
 
-def wide_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+def wide_table(
+    part: pd.DataFrame,
+    grid: Grid,
+    metrics: Sequence[str] = METRICS,
+    sort_by: str = RANK_METRIC,
+) -> pd.DataFrame:
     """Models x (metric, metric_ci_lower, metric_ci_upper) of one (dataset, strategy), rows by
-    ``Mean_Dice`` descending (ties and missing values in grid order)."""
+    ``sort_by`` descending (ties and missing values in grid order)."""
     import pandas as pd
 
     order = {m: i for i, m in enumerate(grid.models)}
@@ -82,13 +93,13 @@ def wide_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     columns = []
     for stat, suffix in (("boot_mean", ""), ("ci_lower", "_ci_lower"), ("ci_upper", "_ci_upper")):
         pivot = part.pivot(index="model", columns="metric", values=stat)
-        for name in METRICS:
+        for name in metrics:
             wide[f"{name}{suffix}"] = (
                 pivot[name].reindex(models).astype("float64") if name in pivot else math.nan
             )
-    for name in METRICS:
+    for name in metrics:
         columns += [name, f"{name}_ci_lower", f"{name}_ci_upper"]
-    wide = wide.sort_values(RANK_METRIC, ascending=False, kind="stable", na_position="last")
+    wide = wide.sort_values(sort_by, ascending=False, kind="stable", na_position="last")
     wide.insert(1, "model_name", [grid.name("models", m) for m in wide["model"]])
     counts = _model_images(part)
     wide["n_images"] = pd.array([counts.get(m) for m in wide["model"]], dtype="Int64")
@@ -105,7 +116,7 @@ def _model_images(rows: pd.DataFrame) -> dict[str, int]:
     return {str(m): int(n) for m, n in zip(counts["model"], counts["n_images"], strict=True)}
 
 
-def _grid_cells(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+def grid_cells(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """Rows of ``table`` inside the grid's datasets, models and strategies."""
     return table[
         table["dataset"].isin(grid.datasets)
@@ -119,7 +130,7 @@ def _title(grid: Grid, dataset: str, strategy: str) -> str:
     return f"{grid.name('datasets', dataset)} — {grid.name('strategies', strategy)}"
 
 
-def _grid_parts(rows: pd.DataFrame, grid: Grid) -> Iterator[tuple[str, str, pd.DataFrame]]:
+def grid_parts(rows: pd.DataFrame, grid: Grid) -> Iterator[tuple[str, str, pd.DataFrame]]:
     """(dataset, strategy, rows) of every grid cell holding rows, in grid order."""
     for dataset in grid.datasets:
         for strategy in grid.strategies:
@@ -134,11 +145,12 @@ def _model_table(
     names: Sequence[str],
     header: Sequence[str],
     caption: tuple[str, str, str],
+    **cells: Any,
 ) -> tuple[str, str]:
-    """Markdown and LaTeX of a models x ``columns`` table (marked cells; ``caption``: title,
-    note, label)."""
+    """Markdown and LaTeX of a models x ``columns`` table (marked cells, ``cells``: the options
+    of ``_marked_cells``; ``caption``: title, note, label)."""
     title, note, label = caption
-    md_cells, tex_cells = _marked_cells(wide, columns)
+    md_cells, tex_cells = _marked_cells(wide, columns, **cells)
     md = markdown(header, [[n, *c] for n, c in zip(names, md_cells, strict=True)], title, note)
     tex_rows = [[latex_escape(n), *c] for n, c in zip(names, tex_cells, strict=True)]
     return md, latex(header, tex_rows, f"{title}. {note}", label)
@@ -147,20 +159,37 @@ def _model_table(
 def strategy_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
     """Write ``<out_dir>/<dataset>/<strategy>.{csv,md,tex}`` per (dataset, strategy) cell of the
     grid holding rows; return the paths."""
-    rows = _grid_cells(headline_rows(table), grid)
+    rows = grid_cells(headline_rows(table), grid)
     written: list[Path] = []
     note = (
         "Values: mean of the bootstrap replicates [2.5th, 97.5th percentile]; rows by "
         f"{RANK_METRIC} (descending); per column the best in bold, the second underlined."
     )
-    for dataset, strategy, part in _grid_parts(rows, grid):
+    for dataset, strategy, part in grid_parts(rows, grid):
         wide = wide_table(part, grid)
-        label = f"tab:{dataset}-{strategy}".replace("_", "-")
-        caption = (_title(grid, dataset, strategy), with_note(note, wide["n_images"]), label)
-        names = [marked(t, n) for t, n in zip(wide["model_name"], wide["n_images"], strict=True)]
-        md, tex = _model_table(wide, METRICS, names, ["Model", *METRICS], caption)
-        written += write_formats(wide, md, tex, Path(out_dir) / dataset / strategy)
+        written += write_cell_table(wide, grid, (dataset, strategy), note, METRICS, out_dir)
     return written
+
+
+def write_cell_table(
+    wide: pd.DataFrame,
+    grid: Grid,
+    cell: tuple[str, str],
+    note: str,
+    metrics: Sequence[str],
+    out_dir: Path,
+    label: str = "tab:",
+    **cells: Any,
+) -> list[Path]:
+    """Write one (dataset, strategy) cell's ``wide_table`` as ``<out_dir>/<dataset>/<strategy>``
+    CSV, Markdown and LaTeX (LaTeX label ``<label><dataset>-<strategy>``): models marked and
+    the note extended where a test split is small; ``cells``: the options of ``_marked_cells``."""
+    dataset, strategy = cell
+    tag = f"{label}{dataset}-{strategy}".replace("_", "-")
+    caption = (_title(grid, dataset, strategy), with_note(note, wide["n_images"]), tag)
+    names = [marked(t, n) for t, n in zip(wide["model_name"], wide["n_images"], strict=True)]
+    md, tex = _model_table(wide, metrics, names, ["Model", *metrics], caption, **cells)
+    return write_formats(wide, md, tex, Path(out_dir) / dataset / strategy)
 
 
 def class_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -190,13 +219,13 @@ def class_table(part: pd.DataFrame, grid: Grid) -> pd.DataFrame:
 def class_tables(table: pd.DataFrame, grid: Grid, out_dir: Path) -> list[Path]:
     """Write ``<out_dir>/<dataset>/<strategy>.{csv,md,tex}``: models x classes (Dice) per cell
     of the grid with per-class rows; return the paths (none for a table without them)."""
-    rows = _grid_cells(class_rows(table), grid)
+    rows = grid_cells(class_rows(table), grid)
     written: list[Path] = []
     note = (
         f"Per-class {CLASS_METRIC}: mean of the bootstrap replicates [2.5th, 97.5th "
         "percentile]; per class the best in bold, the second underlined."
     )
-    for dataset, strategy, part in _grid_parts(rows, grid):
+    for dataset, strategy, part in grid_parts(rows, grid):
         long = class_table(part, grid)
         dice = long[long["metric"] == CLASS_METRIC]
         classes = list(dict.fromkeys(zip(dice["class"], dice["class_name"], strict=True)))
@@ -231,7 +260,7 @@ def strategy_comparison(table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     often it is the best strategy of a (dataset, model) pair (strict >, first in grid order)."""
     import pandas as pd
 
-    rows = _grid_cells(headline_rows(table), grid)
+    rows = grid_cells(headline_rows(table), grid)
     rows = rows[(rows["metric"] == RANK_METRIC) & rows["boot_mean"].notna()]
     rows = rows.assign(category=rows["dataset"].map(grid.categories))
     wins = dict.fromkeys(grid.strategies, 0)
