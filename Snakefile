@@ -33,6 +33,7 @@ include: "workflow/rules/ablations.smk"
 
 onstart:
     check_manual_drops()
+    report_sharing()
 
 
 rule all:

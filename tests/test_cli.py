@@ -141,6 +141,7 @@ FREE = {
     "split_list": "--split-list resources/splits/d.json",
     "sources": "--reproduced results/reproduced.csv",
     "raw": "--local /data/GlaS",
+    "staged": "--from-shared results/shared/d/m/frozen+cnn_adapter",
 }
 """What common.smk's params give where a rule writes `{params.X}` alone (options or nothing);
 a figure's `{params.options}` are its product's (densebench.report.products)."""
@@ -200,6 +201,8 @@ def rule_argv(template: str, spec: str, kind: str | None, config: dict) -> list[
             argv += ["results/runs/d/m/s/best.pt", "results/runs/d/m/t/best.pt"]
         elif whole and name == "params.options" and kind:
             argv += figure_product(kind).cli_options(config).split()
+        elif whole and name == "params.runs":  # a shared job's members: spec and folder each
+            argv += ["--spec", spec, "--out-dir", "a", "--spec", spec, "--out-dir", "b"]
         elif whole and name.startswith("params."):
             argv += FREE.get(name.removeprefix("params."), "").split()
         else:

@@ -62,14 +62,106 @@ def test_readme_table_is_the_rules_output(paper_config, registries):
     assert re.search(r"\| RINGS \| gigapath \| full \| 992 \|", table)
 
 
-def test_artifact_compute_table_is_the_rules_output(paper_config, registries):
+def compute_rows(table: str) -> dict[str, list[float]]:
+    """The per-strategy rows of compute_table's first table (and the **all** row), as numbers:
+    runs, train GPU h, shared, predict GPU h, time limits, shared."""
+    rows = {}
+    for line in table.split("\n\n")[0].splitlines()[2:]:
+        name, *cells = (c.strip() for c in line.strip("|").split("|"))
+        rows[name] = [float(c) for c in cells]
+    return rows
+
+
+def job_rows(table: str) -> dict[str, tuple[int, int]]:
+    """compute_table's train jobs, without and with sharing (the first number of a cell)."""
+    rows = {}
+    for line in table.split("\n\n")[1].splitlines()[2:]:
+        name, without, shared = (c.strip() for c in line.strip("|").split("|"))
+        rows[name] = (int(without), int(shared.split()[0]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def paper_compute(paper_config, registries) -> str:
     from densebench.plan import Plan
     from densebench.resources import compute_table
 
-    table = compute_table(Plan(paper_config, registries))
-    assert table in (ROOT / "ARTIFACT.md").read_text(), "regenerate it with compute_table"
-    total = re.search(r"\| \*\*all\*\* \| 1530 \| (\d+) \|", table)
-    assert total and 1000 < int(total[1]) < 10_000  # GPU-hours of the whole paper grid
+    return compute_table(Plan(paper_config, registries))
+
+
+def test_artifact_compute_table_is_the_rules_output(paper_compute):
+    assert paper_compute in (ROOT / "ARTIFACT.md").read_text(), "regenerate it with compute_table"
+    rows = compute_rows(paper_compute)
+    runs, separate, shared = rows["**all**"][:3]
+    assert runs == 1530 and 1000 < separate < 10_000  # GPU-hours of the whole paper grid
+    assert shared < separate and rows["**all**"][5] < rows["**all**"][4]
+    for strategy in ("frozen", "cnn_adapter", "transformer_adapter"):  # encoder: frozen
+        assert rows[strategy][2] < rows[strategy][1] and rows[strategy][5] < rows[strategy][4]
+    for strategy in ("lora", "dora"):  # they train the encoder: never shared
+        assert rows[strategy][2] == rows[strategy][1] and rows[strategy][5] == rows[strategy][4]
+    jobs = job_rows(paper_compute)
+    assert jobs["one run each"] == (1530, 1530 - 3 * 306)  # lora and dora of each cell
+    assert jobs["**all**"] == (1530, 1530 - 2 * 306)  # one job per dataset x model for three
+
+
+def test_config_readme_states_the_sharing_totals(paper_compute):
+    rows, jobs = compute_rows(paper_compute), job_rows(paper_compute)
+    separate, shared = (f"{v:.0f}" for v in rows["**all**"][1:3])
+    text = " ".join((ROOT / "config/README.md").read_text().split())
+    assert f"train estimate from {separate} to {shared} GPU-hours" in text
+    assert (
+        "training jobs from {} to {} ({} alone".format(*jobs["**all**"], jobs["one run each"][1])
+        in text
+    )
+
+
+def test_the_estimate_with_sharing_ignores_the_setting_and_splits_each_job_over_its_runs(
+    paper_config, registries
+):
+    from densebench.plan import Plan
+    from densebench.resources import (
+        compute_table,
+        gpu_seconds,
+        shared_gpu_seconds,
+        sharing_groups,
+        train_gpu_hours,
+    )
+
+    train = {**paper_config["train"], "share_frozen_backbone": False}
+    off = {**paper_config, "train": train}
+    plan = Plan(off, registries)
+    assert not plan.sharing.enabled and plan.sharing.groups == []
+    assert compute_table(plan) == compute_table(Plan(paper_config, registries))
+    assert off["train"]["share_frozen_backbone"] is False  # the config is not changed
+    runs = [r for r in plan.seed_runs() if r[0] == "GlaS" and r[1] in ("uni_v1", "phikon")]
+    groups = sharing_groups(plan, runs)
+    assert [[r[2] for r in g] for g in groups] == [
+        ["frozen", "cnn_adapter", "transformer_adapter"]
+    ] * 2
+    hours = train_gpu_hours(plan, runs, groups)
+    fractions, card = paper_config["data"]["split_fractions"], registries.datasets["GlaS"]
+    for group in groups:
+        job = shared_gpu_seconds([plan.spec(r) for r in group], card, fractions) / 3600
+        assert sum(hours[r][1] for r in group) == pytest.approx(job)
+        assert job < sum(hours[r][0] for r in group)
+        shares = [hours[r][1] / hours[r][0] for r in group]
+        assert shares == pytest.approx([shares[0]] * len(group))  # in proportion
+    for run in runs:
+        alone = gpu_seconds(plan.spec(run), card, fractions, "train") / 3600
+        assert hours[run][0] == pytest.approx(alone)
+        if run[2] in ("lora", "dora"):
+            assert hours[run][1] == hours[run][0]
+    assert sharing_groups(plan, [r for r in runs if r[2] != "cnn_adapter"]) == [
+        tuple(r for r in g if r[2] != "cnn_adapter") for g in groups
+    ]  # cut to the runs asked for
+    assert sharing_groups(plan, [r for r in runs if r[2] in ("frozen", "lora")]) == []
+
+
+def test_no_registry_model_draws_random_numbers_in_its_frozen_forward(registries):
+    from densebench.sharing import random_rates
+
+    # config/README.md says so: every model's frozen-encoder runs may share
+    assert {m: random_rates(r) for m, r in registries.models.items() if random_rates(r)} == {}
 
 
 def test_a_record_without_params_m_gets_an_estimate_from_its_width():

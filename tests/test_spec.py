@@ -17,6 +17,7 @@ from densebench.spec import (
     TrainRecipe,
     build_run_spec,
 )
+from densebench.variants import PLAN_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def spec(demo_config, registries) -> RunSpec:
 def test_run_spec_resolves_the_cell(spec, demo_config):
     assert spec.input_size == 112 and spec.num_classes == 3 and spec.ignore_index == 255  # demo S
     assert (spec.dataset, spec.model, spec.strategy) == ("demo_glands", "demo_vit_p14_reg4", "lora")
-    run_settings = {k: v for k, v in demo_config["train"].items() if k != "seeds"}
-    assert spec.train.to_dict() == run_settings  # seeds: the grid axis, not a run's setting
+    run_settings = {k: v for k, v in demo_config["train"].items() if k not in PLAN_KEYS}
+    assert spec.train.to_dict() == run_settings  # the plan's settings are not a run's
     assert spec.decoder.to_dict() == demo_config["decoder"]
     assert spec.evaluate.to_dict() == demo_config["evaluate"]
     assert "standard_metrics" not in spec.fixes  # scoring fixes never reach a run
@@ -82,7 +83,7 @@ def test_the_types_cover_the_config_schema():
     # loss: no config key, the model's recipe sets it (densebench.spec.UNET_PAPER_RECIPE)
     train = {f.name for f in dataclasses.fields(TrainRecipe)} - {"execution", "loss"}
     train |= {f.name for f in dataclasses.fields(Execution)}
-    assert set(sections["train"]["properties"]) == train | {"seeds"}  # seeds: a grid axis
+    assert set(sections["train"]["properties"]) == train | set(PLAN_KEYS)  # the plan's keys
     for name, cls in (("decoder", DecoderSettings), ("evaluate", EvaluateSettings)):
         assert set(sections[name]["properties"]) == {f.name for f in dataclasses.fields(cls)}
 

@@ -15,6 +15,7 @@ memory, runtime) are densebench.resources'.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,12 +108,27 @@ def gpu_plan(spec: Any, stage: Stage, attempt: int = 1, policy: Any = None) -> G
     class; true / false force it. Attempt 2 turns checkpointing on if it was off, every later
     attempt moves one class up (prediction, which never checkpoints, moves up from attempt 2).
     """
+    return _class_plan(spec, stage, attempt, policy, lambda c: memory.estimate(spec, stage, c).gb)
+
+
+def shared_gpu_plan(specs: Any, attempt: int = 1, policy: Any = None) -> GpuPlan:
+    """`gpu_plan` of a shared training job (densebench.train.shared) of several frozen-encoder
+    runs on one encoder: sized by densebench.memory.shared_estimate."""
+    return _class_plan(
+        specs[0], "train", attempt, policy, lambda c: memory.shared_estimate(specs, c).gb
+    )
+
+
+def _class_plan(
+    spec: Any, stage: Stage, attempt: int, policy: Any, need_gb: Callable[[bool], float]
+) -> GpuPlan:
+    """`gpu_plan` with the job's estimate in GB given checkpointing (`need_gb`)."""
     setting = spec.train.execution.grad_checkpointing
     if not uses_gpu(spec, policy):
         return GpuPlan(None, 0.0, setting is True and stage == "train")
     classes = gpu_classes(policy)
     checkpointing = stage == "train" and setting is True
-    need = memory.estimate(spec, stage, checkpointing or setting == "auto").gb
+    need = need_gb(checkpointing or setting == "auto")
     fits = [i for i, c in enumerate(classes) if c.memory_gb >= need]
     if not fits:
         largest = classes[-1]
@@ -125,12 +141,12 @@ def gpu_plan(spec: Any, stage: Stage, attempt: int = 1, policy: Any = None) -> G
         )
     index = fits[0]
     if stage == "train" and setting == "auto":
-        checkpointing = memory.estimate(spec, stage, False).gb > classes[index].memory_gb
+        checkpointing = need_gb(False) > classes[index].memory_gb
     steps = attempt - 1
     if stage == "train" and steps > 0 and not checkpointing and setting is not False:
         checkpointing, steps = True, steps - 1
     index = min(index + steps, len(classes) - 1)
-    return GpuPlan(classes[index], memory.estimate(spec, stage, checkpointing).gb, checkpointing)
+    return GpuPlan(classes[index], need_gb(checkpointing), checkpointing)
 
 
 def retry_note(spec: Any, stage: Stage, attempt: int, policy: Any = None) -> str:

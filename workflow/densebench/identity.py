@@ -34,9 +34,11 @@ the identity is the same, and otherwise trains from scratch.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from densebench.canonical import canonical
 from densebench.fixes import scoring_options, stage_fixes
 
 CARD_DESCRIPTIVE = frozenset(
@@ -159,6 +161,12 @@ def training_identity(spec: RunLike) -> dict[str, Any]:
         "decoder": spec.decoder.to_dict(),
         "train": without(spec.train.to_dict(), TRAIN_EXECUTION),
     }
+
+
+def identity_digest(spec: RunLike) -> str:
+    """sha256 of a run's training identity as canonical JSON: what its provenance records, so
+    the plan can tell a trained run from one whose recipe changed since."""
+    return hashlib.sha256(canonical(training_identity(spec)).encode()).hexdigest()
 
 
 def prediction_identity(spec: RunLike) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from densebench.gpu_plan import (
     gpu_plan,
     is_demo_model,
     policy_of,
+    shared_gpu_plan,
 )
 from densebench.spec import build_run_spec
 
@@ -204,6 +205,50 @@ def job_resources(
     return job if cap is None else replace(job, runtime=min(job.runtime, int(cap)))
 
 
+def shared_gpu_seconds(specs: Any, card: Any, fractions: Any) -> float:
+    """Estimated GPU seconds of a shared training job (densebench.train.shared): the encoder's
+    forward once per image for all its runs, each run's own backward share on top."""
+    train, val, _ = split_images(card, fractions)
+    first = specs[0]
+    fwd = forward_flops(first)
+    backward = sum(backward_factor(spec.strategy_record) for spec in specs)
+    flops = first.train.epochs * (train * fwd * (1.0 + backward) + val * fwd)
+    return flops / (SUSTAINED_TFLOPS * 1e12)
+
+
+def shared_job_resources(
+    specs: Any, card: Any, fractions: Any, attempt: int = 1, policy: Any = None
+) -> JobResources:
+    """Resources of a shared training job: the GPU class of its memory estimate
+    (densebench.gpu_plan.shared_gpu_plan), CPUs to feed the one data stream at the shared
+    step's pace, the first run's host memory, runtime from `shared_gpu_seconds`."""
+    policy = policy_of(policy)
+    first = specs[0]
+    mem_scale = 1.0 + 0.5 * (attempt - 1)
+    plan = shared_gpu_plan(specs, attempt, policy)
+    gpu = 0 if plan.gpu_class is None or plan.gpu_class.gres is not None else 1
+    if is_demo_model(first.model_record):
+        job = JobResources(
+            gpu, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt, plan
+        )
+    else:
+        cpus = cpus_per_gpu(first, int(policy["max_cpus_per_gpu"]))
+        minutes = OVERHEAD_MIN + SAFETY * shared_gpu_seconds(specs, card, fractions) / 60.0
+        job = JobResources(
+            gpu=gpu,
+            cpus_per_gpu=cpus,
+            mem_mb=math.ceil(host_mem_mb(first, cpus) * mem_scale),
+            runtime=math.ceil(minutes) * attempt,
+            plan=plan,
+        )
+    cap = policy["max_runtime"]
+    return job if cap is None else replace(job, runtime=min(job.runtime, int(cap)))
+
+
+STAGED = JobResources(gpu=0, cpus_per_gpu=1, mem_mb=1000, runtime=10)
+"""Resources of a run's `train` job that takes its outputs from its shared job (a move)."""
+
+
 CORNERS = (
     ("WSSS4LUAD", "lunit_vits8", "frozen"),
     ("TNBC", "uni_v1", "lora"),
@@ -241,26 +286,132 @@ def resource_table(config: Any, registries: Any, cells: Any = CORNERS) -> str:
     return "\n".join(lines)
 
 
-def compute_table(plan: Any) -> str:
-    """Markdown table of the estimated GPU-hours of a plan's grid (densebench.plan.Plan: every
-    run it trains, every training seed) per strategy (train and predict, by the FLOP rule) and
-    its first-attempt time limits, with the total (ARTIFACT.md's compute)."""
+def sharing_groups(plan: Any, runs: Any) -> list[tuple[Any, ...]]:
+    """The shared training jobs among `runs` of a plan (densebench.plan.Plan) with
+    `train.share_frozen_backbone` on, whatever its config says (densebench.plan.sharing: per
+    dataset, model and variant the frozen-encoder runs, where the model may share): each
+    group's members of `runs`, where two or more. The config is never changed: with the
+    setting off, the groups come from a plan of a copy with it on."""
+    sharing = plan.sharing
+    if not sharing.enabled:
+        train = {**plan.config["train"], "share_frozen_backbone": True}
+        sharing = type(plan)({**plan.config, "train": train}, plan.registries).sharing
+    wanted = set(runs)
+    groups = (tuple(run for run in group if run in wanted) for group in sharing.groups)
+    return [group for group in groups if len(group) > 1]
+
+
+def _share(total: float, weights: list[float]) -> list[float]:
+    """`total` split over the members in proportion to `weights` (equally if they are 0)."""
+    whole = sum(weights)
+    if whole <= 0:
+        return [total / len(weights)] * len(weights)
+    return [total * w / whole for w in weights]
+
+
+def _attributed(
+    alone: dict[Any, float], groups: list[tuple[Any, ...]], job: Any
+) -> dict[Any, tuple[float, float]]:
+    """Per run (its value alone, its share of its shared job's value `job(group)`, split in
+    proportion to the members' values alone; a run that trains alone keeps its own)."""
+    shared = dict(alone)
+    for group in groups:
+        shares = _share(job(group), [alone[run] for run in group])
+        shared.update(zip(group, shares, strict=True))
+    return {run: (value, shared[run]) for run, value in alone.items()}
+
+
+def train_gpu_hours(
+    plan: Any, runs: Any, groups: list[tuple[Any, ...]] | None = None
+) -> dict[Any, tuple[float, float]]:
+    """Estimated training GPU-hours of each run (the FLOP rule): trained alone, and with
+    `train.share_frozen_backbone` on its share of its shared job's `shared_gpu_seconds`, split
+    over the job's members in proportion to their estimates alone (so the shares of a job sum
+    to its estimate; a run that trains alone keeps its own). `groups`: `sharing_groups`."""
+    runs = list(runs)
+    groups = sharing_groups(plan, runs) if groups is None else groups
     fractions = plan.config["data"]["split_fractions"]
+    cards = plan.registries.datasets
+
+    def job(group: tuple[Any, ...]) -> float:
+        specs = [plan.spec(run) for run in group]
+        return shared_gpu_seconds(specs, cards[group[0][0]], fractions) / 3600
+
+    alone = {
+        run: gpu_seconds(plan.spec(run), cards[run[0]], fractions, "train") / 3600 for run in runs
+    }
+    return _attributed(alone, groups, job)
+
+
+def train_time_limits(
+    plan: Any, runs: Any, groups: list[tuple[Any, ...]] | None = None
+) -> dict[Any, tuple[float, float]]:
+    """First-attempt time limits (hours) of each run's training: its own job's, and with
+    `train.share_frozen_backbone` on its share of its shared job's (`shared_job_resources`),
+    split in proportion to the members' own limits. The member's `train` job that then only
+    moves its outputs (STAGED, no GPU) is not counted."""
+    runs = list(runs)
+    groups = sharing_groups(plan, runs) if groups is None else groups
+    fractions = plan.config["data"]["split_fractions"]
+    cards = plan.registries.datasets
+
+    def job(group: tuple[Any, ...]) -> float:
+        specs = [plan.spec(run) for run in group]
+        return shared_job_resources(specs, cards[group[0][0]], fractions).runtime / 60
+
+    alone = {
+        run: job_resources(plan.spec(run), cards[run[0]], fractions, "train").runtime / 60
+        for run in runs
+    }
+    return _attributed(alone, groups, job)
+
+
+def compute_table(plan: Any) -> str:
+    """Markdown tables of the estimated GPU-hours of a plan's grid (densebench.plan.Plan: every
+    run it trains, every training seed; ARTIFACT.md's compute): per strategy the train
+    GPU-hours (by the FLOP rule) and first-attempt time limits, each without and with
+    `train.share_frozen_backbone` (whatever the config says; a shared job's estimate split over
+    its members in proportion to their estimates alone: `train_gpu_hours`), the predict
+    GPU-hours, with the totals; then the training jobs without and with sharing."""
+    fractions = plan.config["data"]["split_fractions"]
+    runs = plan.seed_runs()
+    groups = sharing_groups(plan, runs)
+    hours = train_gpu_hours(plan, runs, groups)
+    limits = train_time_limits(plan, runs, groups)
     lines = [
-        "| strategy | runs | train GPU h | predict GPU h | train time limits (GPU h) |",
-        "|---|---|---|---|---|",
+        "| strategy | runs | train GPU h | train GPU h, shared | predict GPU h "
+        "| train time limits (GPU h) | train time limits, shared (GPU h) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    rows = {strategy: [0, 0.0, 0.0, 0.0] for strategy in plan.strategies}
-    for run in plan.seed_runs():
+    rows = {strategy: [0, 0.0, 0.0, 0.0, 0.0, 0.0] for strategy in plan.strategies}
+    for run in runs:
         spec, card, row = plan.spec(run), plan.registries.datasets[run[0]], rows[run[2]]
         row[0] += 1
-        row[1] += gpu_seconds(spec, card, fractions, "train") / 3600
-        row[2] += gpu_seconds(spec, card, fractions, "predict") / 3600
-        row[3] += job_resources(spec, card, fractions, "train").runtime / 60
-    for strategy, row in rows.items():
-        lines.append(f"| {strategy} | {row[0]} | {row[1]:.0f} | {row[2]:.1f} | {row[3]:.0f} |")
+        row[1] += hours[run][0]
+        row[2] += hours[run][1]
+        row[3] += gpu_seconds(spec, card, fractions, "predict") / 3600
+        row[4] += limits[run][0]
+        row[5] += limits[run][1]
+
+    def cells(name: str, row: list[float]) -> str:
+        return (
+            f"| {name} | {row[0]} | {row[1]:.0f} | {row[2]:.0f} | {row[3]:.1f} | {row[4]:.0f} "
+            f"| {row[5]:.0f} |"
+        )
+
+    lines += [cells(strategy, row) for strategy, row in rows.items()]
     total = [sum(column) for column in zip(*rows.values(), strict=True)]
-    lines.append(f"| **all** | {total[0]} | {total[1]:.0f} | {total[2]:.1f} | {total[3]:.0f} |")
+    lines.append(cells("**all**", total))
+    members = sum(len(group) for group in groups)
+    alone = len(runs) - members
+    lines += [
+        "",
+        "| train jobs | without sharing | with sharing |",
+        "|---|---|---|",
+        f"| one run each | {len(runs)} | {alone} |",
+        f"| shared: a dataset x model's frozen-encoder runs | 0 | {len(groups)} ({members} runs) |",
+        f"| **all** | {len(runs)} | {alone + len(groups)} |",
+    ]
     return "\n".join(lines)
 
 

@@ -71,12 +71,17 @@ def of_run_folder(folder: str) -> Variant:
     return Variant.parse(name)
 
 
+PLAN_KEYS = ("seeds", "share_frozen_backbone")
+"""`train` keys that shape the plan, not a run: the grid's training seeds, and whether the
+frozen-encoder runs of a cell share a training job (densebench.plan.sharing)."""
+
+
 def variant_train(
     train: Mapping[str, Any], variant: Variant, model: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The `train` section of a variant run of a model (a new dict; the grid axis `seeds`
-    is not a run setting and is left out)."""
-    out = {k: v for k, v in train.items() if k != "seeds"}
+    """The `train` section of a variant run of a model (a new dict; the plan's settings
+    `PLAN_KEYS` are no run settings and are left out)."""
+    out = {k: v for k, v in train.items() if k not in PLAN_KEYS}
     if variant.size is not None:
         out["input_size"] = patch_rule_size(variant.size, model)
     if variant.seed is not None:

@@ -19,9 +19,11 @@ from densebench.plan import (
     OUR_SOURCES,
     REPORT_DIR,
     RUN_DIR,
+    SHARED_DIR,
     SOURCES,
     Plan,
     grid_record,
+    run_folder,
 )
 from densebench.registry import AXES, SINGULAR
 from densebench.report.products import figure_kind_pattern, figure_product
@@ -30,6 +32,7 @@ from densebench.gpu_plan import PlanError
 from densebench.canonical import canonical
 from densebench.identity import scoring_identity
 from densebench.variants import PATTERN as VARIANT_PATTERN
+from densebench.sharing import MEMBERS_PATTERN
 import re
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -64,6 +67,7 @@ wildcard_constraints:
     model=alternatives(REGISTRIES.models),
     strategy=alternatives(REGISTRIES.strategies),
     variant=VARIANT_PATTERN,
+    members=MEMBERS_PATTERN,
 
 
 # ---- data and weights (data.smk, weights.smk) ---------------------------------------------
@@ -161,9 +165,74 @@ def run_resource(stage, name):
     return value
 
 
-def run_threads(wildcards):
+def run_threads(stage):
     """Threads of a train or predict job: the CPUs it is given (its cpus_per_gpu)."""
-    return PLAN.resources("train", run_of(wildcards)).threads
+    return lambda wildcards: PLAN.resources(stage, run_of(wildcards)).threads
+
+
+def train_inputs(wildcards):
+    """A train job's inputs: the run's (`run_inputs`) and, where a shared job trains or
+    trained the run (densebench.plan.sharing), that job's staging folder (a temporary
+    output: while the run's outputs are current, Snakemake does not remake it)."""
+    inputs = run_inputs(wildcards)
+    staging = PLAN.sharing.staging(run_of(wildcards))
+    return {**inputs, "staged": staging} if staging else inputs
+
+
+def staged_flag(wildcards, input):
+    """CLI flag of a train job whose run a shared job trained (input-derived: not recorded)."""
+    return f"--from-shared {input.staged}" if "staged" in input.keys() else ""
+
+
+def shared_inputs(wildcards):
+    """A shared training job's inputs (store, weights), once it is known to fit a GPU class."""
+    try:
+        PLAN.shared_resources(wildcards.dataset, wildcards.model, wildcards.members)
+    except PlanError as error:
+        raise WorkflowError(str(error)) from None
+    return PLAN.model_inputs(wildcards.dataset, wildcards.model)
+
+
+def shared_resource(name):
+    """Resource callable (wildcards, attempt) of one field of a shared job's resources."""
+
+    def value(wildcards, attempt):
+        job = PLAN.shared_resources(
+            wildcards.dataset, wildcards.model, wildcards.members, attempt
+        )
+        return getattr(job, name)
+
+    return value
+
+
+def shared_threads(wildcards):
+    """Threads of a shared training job."""
+    return PLAN.shared_resources(
+        wildcards.dataset, wildcards.model, wildcards.members
+    ).threads
+
+
+def shared_identity(wildcards):
+    """Param: the training identities of a shared job's members (a rerun trigger)."""
+    specs = PLAN.shared_specs(wildcards.dataset, wildcards.model, wildcards.members)
+    return canonical([spec.training_identity() for spec in specs])
+
+
+def shared_runs(wildcards, input):
+    """CLI flags of a shared job's members: each run's spec and folder (input-derived: not
+    recorded; the identities are)."""
+    runs = PLAN.sharing.members(wildcards.dataset, wildcards.model, wildcards.members)
+    return " ".join(
+        f"--spec {shlex.quote(PLAN.spec(run).to_json())} --out-dir {run_folder(*run)}"
+        for run in runs
+    )
+
+
+def report_sharing():
+    """Say which models' frozen-encoder runs train separately though sharing is on, and why."""
+    if PLAN.sharing.enabled:
+        for why in PLAN.sharing.refusals().values():
+            logger.warning(f"train.share_frozen_backbone: {why}")
 
 
 def attempt_number(wildcards, attempt):

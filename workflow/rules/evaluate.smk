@@ -16,7 +16,7 @@ rule predict:
         "logs/benchmarks/predict/{dataset}/{model}/{strategy}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: run_threads
+    threads: run_threads("predict")
     resources:
         gpu=run_resource("predict", "gpu"),
         gpu_model=run_resource("predict", "gpu_model"),

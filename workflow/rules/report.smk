@@ -377,3 +377,28 @@ rule reproduction:
         "densebench reproduction --reproduced {input.reproduced}"
         " --published {params.published:q} --grid {params.grid:q}"
         " --out {params.stem} > {log} 2>&1"
+
+
+# The compute our runs used: each run's measured device-hours (its provenance.json) summed per
+# model and strategy, beside the FLOP rule's estimate of the same runs, alone and with
+# train.share_frozen_backbone (densebench.report.compute). The estimate is output-derived, not
+# a rerun trigger: the table is redone when a run is (re)trained, not when only the estimate's
+# constants or a record's size change.
+rule compute_used:
+    input:
+        provenance=PLAN.report.compute_run_files(),
+    output:
+        csv=f"{PLAN.report.compute_stem()}.csv",
+        md=f"{PLAN.report.compute_stem()}.md",
+    log:
+        "logs/compute_used/compute_used.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        estimate=lambda wildcards, output: canonical(PLAN.report.compute_estimate()),
+        stem=output_stem,
+    message:
+        "Summing the measured device-hours of our runs beside the estimate (no GPU)"
+    shell:
+        "densebench compute --estimate {params.estimate:q} --out {params.stem}"
+        " {input.provenance} > {log} 2>&1"

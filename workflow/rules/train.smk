@@ -10,7 +10,7 @@
 
 rule train:
     input:
-        unpack(run_inputs),
+        unpack(train_inputs),
     output:
         best=f"{RUN_DIR}/best.pt",
         history=f"{RUN_DIR}/train_log.csv",
@@ -21,7 +21,7 @@ rule train:
         "logs/benchmarks/train/{dataset}/{model}/{strategy}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: run_threads
+    threads: run_threads("train")
     resources:
         gpu=run_resource("train", "gpu"),
         gpu_model=run_resource("train", "gpu_model"),
@@ -38,13 +38,55 @@ rule train:
         weights=weights_flag,
         out_dir=parent_dir,
         site=SITE_JSON,
+        staged=staged_flag,
     message:
         "Training {wildcards.model} / {wildcards.strategy} on {wildcards.dataset}"
         " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
     shell:
         "densebench train --spec {params.spec:q} --store {input.store}"
         " --out-dir {params.out_dir} {params.weights} --threads {threads}"
-        " --attempt {resources.attempt} --site {params.site:q} > {log} 2>&1"
+        " --attempt {resources.attempt} --site {params.site:q} {params.staged} > {log} 2>&1"
+
+
+# The frozen-encoder runs of a (dataset, model[, variant]) that need training, trained together
+# on one encoder forward pass per batch (train.share_frozen_backbone; densebench.plan.sharing
+# decides the members when the workflow starts). Each finished run lands in the temporary
+# staging folder, from which the run's own `train` job takes it, so a run's outputs always come
+# from `train`. Each member's last.pt stays in its run folder: a killed job resumes every run.
+rule train_shared:
+    input:
+        unpack(shared_inputs),
+    output:
+        staged=temp(directory(f"{SHARED_DIR}/{{members}}")),
+    log:
+        "logs/train_shared/{dataset}/{model}/{members}.log",
+    benchmark:
+        "logs/benchmarks/train_shared/{dataset}/{model}/{members}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: shared_threads
+    resources:
+        gpu=shared_resource("gpu"),
+        gpu_model=shared_resource("gpu_model"),
+        gres=shared_resource("gres"),
+        constraint=shared_resource("constraint"),
+        gpu_note=shared_resource("gpu_note"),
+        attempt=attempt_number,
+        cpus_per_gpu=shared_resource("cpus_per_gpu"),
+        mem_mb=shared_resource("mem_mb"),
+        runtime=shared_resource("runtime"),
+    params:
+        identity=shared_identity,
+        runs=shared_runs,
+        weights=weights_flag,
+        site=SITE_JSON,
+    message:
+        "Training {wildcards.model} / {wildcards.members} on {wildcards.dataset} on one encoder forward"
+        " ({resources.gpu_note}, {resources.cpus_per_gpu} CPUs, {resources.mem_mb} MB, {resources.runtime} min)"
+    shell:
+        "densebench train {params.runs} --store {input.store} --shared-out {output.staged}"
+        " {params.weights} --threads {threads} --attempt {resources.attempt}"
+        " --site {params.site:q} > {log} 2>&1"
 
 
 # A variant run of a cell (another input size or training seed, densebench.variants): the same

@@ -228,3 +228,18 @@ def cmd_reproduction(args: argparse.Namespace) -> None:
     outputs = [stem.with_name(f"{stem.name}.{ext}") for ext in ("md", "html", "csv")]
     for written in write_reproduction(ours, paper, Grid.from_json(args.grid), *outputs):
         print(f"wrote {written}", file=sys.stderr)
+
+
+@command(
+    "compute",
+    arg("--estimate", type=json_arg, default=[], help="[{model, strategy, gpu_h, shared_gpu_h}]"),
+    path("--out", help="file stem (.csv/.md are added)"),
+    paths("provenance", help="our runs' provenance.json"),
+)
+def cmd_compute(args: argparse.Namespace) -> None:
+    """The measured device-hours of our runs per model and strategy, beside the estimate."""
+    from densebench.report.compute import compute_used, read_provenance, write_compute
+
+    table = compute_used(read_provenance(args.provenance), args.estimate)
+    for written in write_compute(table, args.out):
+        print(f"wrote {written}", file=sys.stderr)

@@ -30,9 +30,15 @@ def prepare_model_job(model: str | None, weights: Path | None) -> None:
 
 @command(
     "train",
-    arg("--spec", type=spec_arg, required=True),
-    path("--store"),
-    path("--out-dir"),
+    arg(
+        "--spec",
+        type=spec_arg,
+        action="append",
+        required=True,
+        help="a run spec; several (with as many --out-dir and --shared-out): one shared job",
+    ),
+    arg("--store", type=Path, required=True),
+    arg("--out-dir", type=Path, action="append", required=True, help="the run's folder"),
     opt_path("--weights"),
     THREADS,
     arg("--attempt", type=int, default=1, help="the job's attempt (retries)"),
@@ -42,14 +48,44 @@ def prepare_model_job(model: str | None, weights: Path | None) -> None:
         default=None,
         help="the config's `resources` (GPU classes), JSON or @file",
     ),
+    opt_path("--shared-out", help="train the runs together; their outputs go to this folder"),
+    opt_path("--from-shared", help="take the run's outputs from its shared job's folder"),
 )
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train one run into --out-dir (best.pt, train_log.csv, provenance.json)."""
-    prepare_model_job(args.spec.model, args.weights)
+    """Train one run into --out-dir (best.pt, train_log.csv, provenance.json); or, with
+    --shared-out, several frozen-encoder runs of one (dataset, model) on one encoder forward
+    (densebench.train.shared); or, with --from-shared, take a run a shared job trained."""
+    specs, out_dirs = args.spec, args.out_dir
+    if len(specs) != len(out_dirs):
+        raise SystemExit("train: give one --out-dir per --spec")
+    if len(specs) > 1 and args.shared_out is None:
+        raise SystemExit("train: several --spec train together only with --shared-out")
+    if args.from_shared is not None:
+        if len(specs) != 1 or args.shared_out is not None:
+            raise SystemExit("train: --from-shared takes one run and no --shared-out")
+        from densebench.train.shared import take_staged
+
+        take_staged(specs[0], args.from_shared, out_dirs[0])
+        return
+    prepare_model_job(specs[0].model, args.weights)
+    if args.shared_out is not None:
+        from densebench.train.shared import train_shared
+
+        train_shared(
+            specs,
+            args.store,
+            out_dirs,
+            args.shared_out,
+            args.weights,
+            args.threads,
+            args.attempt,
+            args.site,
+        )
+        return
     from densebench.train.loop import train_run
 
     train_run(
-        args.spec, args.store, args.out_dir, args.weights, args.threads, args.attempt, args.site
+        specs[0], args.store, out_dirs[0], args.weights, args.threads, args.attempt, args.site
     )
 
 

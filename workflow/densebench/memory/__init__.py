@@ -72,6 +72,7 @@ from densebench.memory.estimate import (
     estimate,
     needs_checkpointing,
     predict_estimate,
+    shared_estimate,
 )
 from densebench.memory.ledger import Ledger, ledger, params
 from densebench.memory.tape import FLOAT, HALF, LONG, Device
@@ -96,5 +97,6 @@ __all__ = [
     "needs_checkpointing",
     "params",
     "predict_estimate",
+    "shared_estimate",
     "tokens",
 ]

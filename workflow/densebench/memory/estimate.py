@@ -227,6 +227,36 @@ def predict_estimate(spec: Any) -> MemoryEstimate:
     )
 
 
+def shared_estimate(specs: Any, checkpointing: bool) -> MemoryEstimate:
+    """Peak GPU memory of a shared training job (densebench.train.shared): several
+    frozen-encoder runs of one (dataset, model) on one encoder forward per batch.
+
+    The encoder's weights are held once, each run's trainable parts with their gradients and
+    Adam state; the runs' steps follow one another on the encoder's tokens (held through the
+    step: fp32, whole batch), so the transient is the largest run's plus the tokens."""
+    parts = [estimate(spec, "train", checkpointing) for spec in specs]
+    first = specs[0]
+    arch = architecture(first.model_record)
+    encoder = FLOAT * arch.params
+    weights = sum(p.weights for p in parts) - (len(parts) - 1) * encoder
+    held = FLOAT * first.train.batch_size * tokens(first) * arch.dim
+    activations = held + max(p.activations + p.decoder for p in parts)
+    gradients = sum(p.gradients for p in parts)
+    optimizer = sum(p.optimizer for p in parts)
+    step = max(p.step for p in parts)
+    rest = weights + gradients + optimizer + max(activations, step)
+    return MemoryEstimate(
+        weights=int(weights),
+        gradients=int(gradients),
+        optimizer=int(optimizer),
+        activations=int(activations),
+        decoder=0,
+        workspace=int(WORKSPACE_BYTES + FRAGMENTATION * rest),
+        checkpointing=bool(checkpointing),
+        step=int(step),
+    )
+
+
 def needs_checkpointing(spec: Any, memory_gb: float) -> bool:
     """Whether the run's training needs activation checkpointing on a GPU of `memory_gb` GB:
     its estimate without checkpointing exceeds it."""

@@ -75,7 +75,12 @@ class SegmentationModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Image (B, 3, S, S) -> logits (B, C, S, S)."""
-        tokens = self.encode(x)
+        return self.decode(self.encode(x), x)
+
+    def decode(self, tokens: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens (B, P+N, D) of image x -> logits (B, C, S, S): the strategy's
+        trainable parts (adapters, decoder). A shared training job (densebench.train.shared)
+        runs `encode` once and `decode` per run."""
         if self.token_adapter is not None:
             tokens = self.token_adapter(tokens)
         grid = tokens_to_grid(tokens[:, self.backbone.num_prefix_tokens :, :])
@@ -122,6 +127,21 @@ def build_model(spec: RunSpec, weights_dir: Path | None = None) -> Segmenter:
         return unet_of(spec)
     backbone = build_backbone(spec.model, spec.model_record, weights_dir)
     return SegmentationModel(backbone, spec)
+
+
+def build_shared_models(specs: list[RunSpec], weights_dir: Path | None = None) -> list[Segmenter]:
+    """The models of several frozen-encoder runs of one (dataset, model) around one backbone,
+    each run's trainable parts drawn from the same random numbers as `build_model` draws for
+    that run alone (the seed, then the backbone, then the run's own modules)."""
+    first = specs[0]
+    torch.manual_seed(int(first.train.seed))
+    backbone = build_backbone(first.model, first.model_record, weights_dir)
+    after_backbone = torch.get_rng_state()
+    models = []
+    for spec in specs:
+        torch.set_rng_state(after_backbone)
+        models.append(SegmentationModel(backbone, spec))
+    return models
 
 
 def build_on_meta(spec: RunSpec) -> Segmenter:

@@ -18,18 +18,21 @@ from densebench.plan.runs import (
     Run,
     run_folder,
 )
+from densebench.plan.sharing import SHARED_DIR, SharingPlan
 
 __all__ = [
     "OUR_SOURCES",
     "REPORT_DIR",
     "RUN_DIR",
     "RUN_PRODUCTS",
+    "SHARED_DIR",
     "SOURCES",
     "InapplicablePairError",
     "LocalCopyError",
     "Plan",
     "ReportPlan",
     "Run",
+    "SharingPlan",
     "grid_record",
     "run_folder",
 ]

@@ -9,10 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from densebench.registry import AXES
 from densebench.report.grid import Grid
-from densebench.report.products import TABLE_KINDS, figure_names
+from densebench.report.products import (
+    COMPUTE_FORMATS,
+    COMPUTE_TABLE,
+    TABLE_KINDS,
+    figure_names,
+)
+from densebench.resources import train_gpu_hours
 
 if TYPE_CHECKING:
-    from densebench.plan.runs import Plan
+    from densebench.plan.runs import Plan, Run
 
 REPORT_DIR = "results/report/{source}"
 SOURCES = ("reproduced", "published", "merged")
@@ -24,6 +30,8 @@ class ReportPlan:
     """The products and grids of a plan's report, per results source."""
 
     def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        """The plan (its runs: the compute table's)."""
         self.config = plan.config
         self.registries = plan.registries
         self.datasets, self.strategies = plan.datasets, plan.strategies
@@ -112,7 +120,7 @@ class ReportPlan:
     def report_files(self, source: str) -> list[str]:
         """Every product of a source's report: tables, figures and the published files; for
         sources with our runs the per-class and paired-bootstrap tables (and the seed spread for
-        several seeds); for merged the reproduction report."""
+        several seeds); for reproduced the compute used; for merged the reproduction report."""
         root = REPORT_DIR.format(source=source)
         files = [f"{root}/tables/per_strategy", *self.export_files(source)]
         files += [f"{root}/tables/{n}.{e}" for n in TABLE_KINDS for e in ("csv", "md", "tex")]
@@ -130,9 +138,54 @@ class ReportPlan:
             ]
             if len(self.seeds) > 1:
                 files += [f"{root}/tables/seed_spread.{e}" for e in ("csv", "md", "tex")]
+        if source == "reproduced":
+            files += [f"{self.compute_stem()}.{e}" for e in COMPUTE_FORMATS]
         if source == "merged":
             files += [f"results/report/reproduction.{e}" for e in ("html", "md", "csv")]
         return files
+
+    # ---- the compute our runs used (densebench.report.compute) ------------------------------
+    def compute_stem(self) -> str:
+        """The compute table's file stem (of the reproduced source; .csv and .md are added)."""
+        return f"{REPORT_DIR.format(source='reproduced')}/tables/{COMPUTE_TABLE}"
+
+    def compute_runs(self) -> list[Run]:
+        """The runs whose compute the table sums: those of the results table (the grid's cells'
+        own runs and the UNet baseline's where it joins, dataset by dataset), as the report's
+        other tables (a cell's runs of further training seeds are the seed spread's)."""
+        plan, runs = self.plan, []
+        for dataset in self.datasets:
+            cells = plan.cells([dataset], plan.models, self.strategies)
+            cells += [c for c in plan.baseline_cells() if c[0] == dataset and c not in cells]
+            runs += [(*cell, "") for cell in cells]
+        return runs
+
+    def compute_run_files(self) -> list[str]:
+        """The provenance.json of every run `compute_runs` lists (the table's inputs:
+        `Plan.dataset_run_files`)."""
+        return [f for d in self.datasets for f in self.plan.dataset_run_files(d, "provenance.json")]
+
+    def compute_estimate(self) -> list[dict[str, Any]]:
+        """The FLOP rule's estimated train GPU-hours of `compute_runs` per (model, strategy),
+        in plan order (densebench.resources.train_gpu_hours): trained alone (`gpu_h`) and with
+        `train.share_frozen_backbone` on, whatever the config says (`shared_gpu_h`: the runs'
+        shares of their shared jobs), to 6 significant digits."""
+        runs = self.compute_runs()
+        hours = train_gpu_hours(self.plan, runs)
+        pairs: dict[tuple[str, str], list[float]] = {}
+        for run in runs:
+            total = pairs.setdefault((run[1], run[2]), [0.0, 0.0])
+            total[0] += hours[run][0]
+            total[1] += hours[run][1]
+        return [
+            {
+                "model": m,
+                "strategy": s,
+                "gpu_h": float(f"{a:.6g}"),
+                "shared_gpu_h": float(f"{b:.6g}"),
+            }
+            for (m, s), (a, b) in pairs.items()
+        ]
 
     def _ordered(self, axis: str, first: Sequence[str], extend: bool) -> list[str]:
         """`first` (the config's names), then (`extend`) the registry's other names."""

@@ -19,8 +19,9 @@ from densebench.gpu_plan import check_gpu_fit
 from densebench.lora_whitelist import paper_adapts
 from densebench.models.weights import needs_weights
 from densebench.plan.report import ReportPlan
+from densebench.plan.sharing import SharingPlan
 from densebench.registry import AXES, Registries, strategy_problem
-from densebench.resources import job_resources
+from densebench.resources import STAGED, job_resources, shared_job_resources
 from densebench.spec import RunSpec, build_run_spec
 from densebench.variants import Variant, seed_variant, training_seeds
 
@@ -54,7 +55,9 @@ def run_folder(dataset: str, model: str, strategy: str, variant: str = "") -> st
 class Plan:
     """Every run and product a config asks for, with the grids its report shows."""
 
-    def __init__(self, config: Mapping[str, Any], registries: Registries) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], registries: Registries, workdir: Path = Path(".")
+    ) -> None:
         self.config = config
         self.registries = registries
         self.datasets: list[str] = list(config["datasets"])
@@ -71,12 +74,17 @@ class Plan:
         self._fits: set[Run] = set()
         self.report = ReportPlan(self)
         """The report's products and grids (densebench.plan.report)."""
+        self.sharing = SharingPlan(self, Path(workdir))
+        """Which runs share a training job (densebench.plan.sharing), read from `workdir`."""
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], root: Path = ROOT) -> Plan:
-        """The plan of a validated config, its registries resolved against `root`."""
+    def from_config(
+        cls, config: Mapping[str, Any], root: Path = ROOT, workdir: Path = Path(".")
+    ) -> Plan:
+        """The plan of a validated config, its registries resolved against `root`, its
+        results read from `workdir` (which runs are trained)."""
         registries = Registries.load(*(registry_path(config, axis, root) for axis in AXES))
-        return cls(config, registries)
+        return cls(config, registries, workdir)
 
     # ---- runs ---------------------------------------------------------------------------
     def _ablations(self, ablations: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -178,6 +186,13 @@ class Plan:
             return self.input_size_runs()
         a = self.ablations[name]
         return [(*cell, "") for cell in self.cells(a["datasets"], a["models"], a["strategies"])]
+
+    def trained_runs(self) -> list[Run]:
+        """Every run the plan trains, once each: the grid's seed runs, then the input-size
+        runs and the scored ablations' cells."""
+        names = ("seeds", "input_size", "lora_rank", "baseline_unet")
+        runs = [run for name in names for run in self.analysis_runs(name)]
+        return list(dict.fromkeys(runs))
 
     def analysis_run_files(self, name: str, file: str) -> list[str]:
         """One file of every run of an analysis."""
@@ -364,8 +379,11 @@ class Plan:
         return self._specs[run]
 
     def resources(self, stage: str, run: Run, attempt: int = 1) -> Any:
-        """Resources of a run's train or predict job at an attempt (densebench.resources)."""
+        """Resources of a run's train or predict job at an attempt (densebench.resources); a
+        `train` job that takes its outputs from a shared job only moves files (STAGED)."""
         key = (stage, run, attempt)
+        if stage == "train" and self.sharing.staging(run) is not None:
+            return STAGED
         if key not in self._resources:
             card = self.registries.datasets[run[0]]
             fractions = self.config["data"]["split_fractions"]
@@ -373,6 +391,22 @@ class Plan:
             self._resources[key] = job_resources(
                 self.spec(run), card, fractions, stage, attempt, policy
             )
+        return self._resources[key]
+
+    def shared_specs(self, dataset: str, model: str, members: str) -> list[RunSpec]:
+        """The run specs of a shared job's members (its staging folder name)."""
+        return [self.spec(run) for run in self.sharing.members(dataset, model, members)]
+
+    def shared_resources(self, dataset: str, model: str, members: str, attempt: int = 1) -> Any:
+        """Resources of a shared training job at an attempt (densebench.resources); a job no
+        GPU class holds raises densebench.gpu_plan.PlanError."""
+        key = ("shared", (dataset, model, members, ""), attempt)
+        if key not in self._resources:
+            card = self.registries.datasets[dataset]
+            fractions = self.config["data"]["split_fractions"]
+            specs = self.shared_specs(dataset, model, members)
+            policy = self.config["resources"]
+            self._resources[key] = shared_job_resources(specs, card, fractions, attempt, policy)
         return self._resources[key]
 
     def check_fits(self, run: Run) -> None:

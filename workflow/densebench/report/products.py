@@ -131,7 +131,14 @@ TABLE_KINDS: tuple[str, ...] = (
 )
 """The report's tables of every source written as CSV, Markdown and LaTeX (beside them: the
 per-strategy tables of every source, and for sources with our runs the per-class tables, the
-paired bootstrap per dataset and, with several training seeds, the seed spread)."""
+paired bootstrap per dataset and, with several training seeds, the seed spread; for the
+reproduced source the compute used, ``COMPUTE_TABLE``)."""
+
+COMPUTE_TABLE = "compute"
+"""The reproduced source's table of the compute our runs used (``tables/compute.{csv,md}``):
+the measured device-hours of their provenance per model and strategy beside the FLOP rule's
+estimate, written by its own command (`densebench compute`; densebench.report.compute)."""
+COMPUTE_FORMATS: tuple[str, ...] = ("csv", "md")
 
 
 FOLDER_KINDS: tuple[str, ...] = ("per_strategy", "per_class", "objects")

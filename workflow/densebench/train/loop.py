@@ -23,6 +23,7 @@ import io
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from densebench.data.dataset import SegmentationSplit
 from densebench.data.loader import device_batch, make_loader
 from densebench.evaluate.predict import confusion_matrices
 from densebench.gpu_plan import gpu_plan, retry_note, run_name
+from densebench.identity import identity_digest
 from densebench.models.checkpointing import enable_checkpointing
 from densebench.models.segmenter import (
     Segmenter,
@@ -89,6 +91,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.dtype):
             logits = self.forward(x)
+        return self._optimise(logits, y)
+
+    def step_on(self, tokens: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """`step` on the tokens of a frozen encoder shared with other runs (computed once,
+        under no_grad, by densebench.train.shared): only the run's trainable parts run."""
+        if self.signals is not None:
+            self.signals.check()
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.dtype):
+            logits = self.model.decode(tokens, x)
+        return self._optimise(logits, y)
+
+    def _optimise(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss, scaled backward, unscale, clip and optimizer step; the detached loss."""
         loss = self.loss(logits, y, self.spec.ignore_index)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -97,13 +113,18 @@ class Trainer:
         self.scaler.update()
         return loss.detach()
 
-    def train_epoch(self, loader: DataLoader, epoch: int, lr: float) -> float:
-        """One pass over the training split at learning rate lr; mean batch loss."""
+    def start_epoch(self, epoch: int, lr: float) -> None:
+        """Set the epoch's learning rate, seed its random numbers (drop-path etc.) and put the
+        model in training mode."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        torch.manual_seed(int(self.spec.train.seed) * 1000 + epoch)  # drop-path etc.
-        loader.sampler.set_epoch(epoch)
+        torch.manual_seed(epoch_seed(self.spec, epoch))
         self.model.train()
+
+    def train_epoch(self, loader: DataLoader, epoch: int, lr: float) -> float:
+        """One pass over the training split at learning rate lr; mean batch loss."""
+        self.start_epoch(epoch, lr)
+        loader.sampler.set_epoch(epoch)
         data = loader.dataset
         losses = [
             self.step(*device_batch(batch, self.device, data.mean, data.std)) for batch in loader
@@ -113,8 +134,6 @@ class Trainer:
     @torch.no_grad()
     def validate(self, loader: DataLoader) -> float:
         """Validation mIoU over the summed confusion matrix (the paper's selection metric)."""
-        from densebench.evaluate.metrics import compute_metrics
-
         self.model.eval()
         c = self.spec.num_classes
         total = torch.zeros(c, c, dtype=torch.int64, device=self.device)
@@ -125,7 +144,7 @@ class Trainer:
                 pred = self.forward(x).argmax(1)
             matrices = confusion_matrices(pred, y, c, self.spec.ignore_index)
             total += matrices.sum(0)
-        return float(compute_metrics(total.cpu().numpy())["mIoU"])
+        return mean_iou(total)
 
     def state(self) -> dict[str, Any]:
         """Optimizer and scaler state for `last.pt`."""
@@ -135,6 +154,23 @@ class Trainer:
         """Restore optimizer and scaler state."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+
+
+def fresh_state() -> dict[str, Any]:
+    """The loop state of a run before its first epoch."""
+    return {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_state": None, "log": []}
+
+
+def mean_iou(total: torch.Tensor) -> float:
+    """mIoU of a summed confusion matrix (the paper's model-selection metric)."""
+    from densebench.evaluate.metrics import compute_metrics
+
+    return float(compute_metrics(total.cpu().numpy())["mIoU"])
+
+
+def epoch_seed(spec: RunSpec, epoch: int) -> int:
+    """The seed of an epoch's random numbers outside the data (drop-path etc.)."""
+    return int(spec.train.seed) * 1000 + epoch
 
 
 def write_log(rows: list[dict], path: Path) -> None:
@@ -168,6 +204,7 @@ def train_run(
     last completed epoch and exits with 128 + its number; running out of GPU memory exits with
     one line naming the run, the estimate, the card and what the retry will change.
     """
+    started = time.perf_counter()
     cfg = spec.train
     seed = int(cfg.seed)
     device = configure_torch(seed, threads, cfg.execution.deterministic_algorithms)
@@ -185,7 +222,7 @@ def train_run(
         trainer = Trainer(model, spec, device, plan.checkpointing, signals)
         if trainer.checkpointed:
             print(f"activation checkpointing in: {', '.join(trainer.checkpointed)}", flush=True)
-        state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_state": None, "log": []}
+        state = fresh_state()
         last = out_dir / "last.pt"
         if last.exists():
             state = resume(last, model, trainer, spec) or state
@@ -195,7 +232,9 @@ def train_run(
             state = train_epochs(trainer, state, train_loader, val_loader, last, len(train_data))
         except torch.OutOfMemoryError as error:
             raise SystemExit(oom_message(spec, plan, attempt, policy, device)) from error
-    return finish(spec, state, model, out_dir, fingerprint)
+    outputs = finish(spec, state, model, out_dir, fingerprint, job_record(started))
+    (out_dir / "last.pt").unlink(missing_ok=True)
+    return outputs
 
 
 def train_epochs(
@@ -206,56 +245,111 @@ def train_epochs(
     last: Path,
     images: int,
 ) -> dict[str, Any]:
-    """The epochs after `state["epoch"]`; `last.pt` written by the checkpoint clock
-    (densebench.train.checkpoints). A stop signal writes the last completed epoch (its host
-    copy, when the file is older) and exits."""
-    spec, model, cfg = trainer.spec, trainer.model, trainer.spec.train
+    """The epochs after `state["epoch"]` of one run (`run_epochs`)."""
+
+    def train_pass(epoch: int, lr: float, active: list[int]) -> dict[int, float]:
+        return {0: trainer.train_epoch(train_loader, epoch, lr)}
+
+    def validate_pass(active: list[int]) -> dict[int, float]:
+        return {0: trainer.validate(val_loader)}
+
+    return run_epochs([trainer], [state], [last], images, train_pass, validate_pass)[0]
+
+
+EpochPass = Callable[[int, float, list[int]], dict[int, float]]
+"""(epoch, lr, active runs) -> each active run's mean training loss."""
+ValidationPass = Callable[[list[int]], dict[int, float]]
+"""(active runs) -> each active run's validation mIoU."""
+
+
+def run_epochs(
+    trainers: list[Trainer],
+    states: list[dict[str, Any]],
+    lasts: list[Path],
+    images: int,
+    train_pass: EpochPass,
+    validate_pass: ValidationPass,
+) -> list[dict[str, Any]]:
+    """The remaining epochs of one run, or of the runs of a shared job (all of one recipe):
+    a run takes part in an epoch once it has reached it (a run resumed further waits), its
+    `last.pt` written by the checkpoint clock (densebench.train.checkpoints). A stop signal
+    writes each run's last completed epoch (its host copy, when the file is older) and exits."""
+    first = trainers[0]
+    spec, cfg = first.spec, first.spec.train
     epochs = int(cfg.epochs)
     t_max = cosine_period(epochs, cfg.cosine_t_max, spec.fixes["cosine_period_epochs"])
     clock = CheckpointClock(cfg.execution.checkpoint_every_min)
-    snapshot = None  # the last completed epoch, on the host, while last.pt is older
+    snapshots: list[dict | None] = [None] * len(trainers)  # last epochs not yet in last.pt
+    named = len(trainers) > 1
     try:
-        for epoch in range(state["epoch"], epochs):
+        for epoch in range(min(s["epoch"] for s in states), epochs):
             start = time.perf_counter()
+            active = [i for i, s in enumerate(states) if s["epoch"] == epoch]
             lr = lr_at(epoch, cfg.lr, int(cfg.warmup_epochs), t_max)
-            loss = trainer.train_epoch(train_loader, epoch, lr)
-            score = trainer.validate(val_loader)
-            if score > state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch, best_state=trainable_state(model))
+            losses = train_pass(epoch, lr, active)
+            scores = validate_pass(active)
             seconds = time.perf_counter() - start
-            row = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": loss,
-                "val_mIoU": score,
-                "images_per_s": images / seconds,
-                "epoch_s": seconds,
-                "eta_s": seconds * (epochs - epoch - 1),
-            }
-            state["log"].append(row)
-            state["epoch"] = epoch + 1
+            for i in active:
+                close_epoch(
+                    trainers[i], states[i], epoch, lr, losses[i], scores[i], seconds, images
+                )
+                tag = f"{trainers[i].spec.strategy}: " if named else ""
+                row = states[i]["log"][-1]
+                print(
+                    f"{tag}epoch {epoch + 1}/{epochs} lr {lr:.2e} loss {losses[i]:.4f} "
+                    f"val_mIoU {scores[i]:.4f} {row['images_per_s']:.1f} img/s "
+                    f"eta {row['eta_s']:.0f}s",
+                    flush=True,
+                )
+                snapshots[i] = resume_snapshot(trainers[i], states[i])
+            signals = first.signals
+            if clock.due(epoch + 1, epochs) or (signals and signals.received):
+                for i in active:
+                    save_torch(snapshots[i], lasts[i])
+                    snapshots[i] = None
+                clock.written()
+            if signals is not None:
+                signals.check()
+    except StopRequested as stop:
+        for snapshot, last, state in zip(snapshots, lasts, states, strict=True):
+            if snapshot is not None:
+                save_torch(snapshot, last)
             print(
-                f"epoch {epoch + 1}/{epochs} lr {lr:.2e} loss {loss:.4f} val_mIoU {score:.4f} "
-                f"{row['images_per_s']:.1f} img/s eta {row['eta_s']:.0f}s",
+                f"stopped by {stop}: {last} holds epoch {state['epoch']} of {epochs}; "
+                "the next attempt resumes there",
                 flush=True,
             )
-            snapshot = resume_snapshot(trainer, state)
-            if clock.due(epoch + 1, epochs) or (trainer.signals and trainer.signals.received):
-                save_torch(snapshot, last)
-                clock.written()
-                snapshot = None
-            if trainer.signals is not None:
-                trainer.signals.check()
-    except StopRequested as stop:
-        if snapshot is not None:
-            save_torch(snapshot, last)
-        print(
-            f"stopped by {stop}: {last} holds epoch {state['epoch']} of {epochs}; "
-            "the next attempt resumes there",
-            flush=True,
-        )
         raise SystemExit(stop.exit_code) from None
-    return state
+    return states
+
+
+def close_epoch(
+    trainer: Trainer,
+    state: dict[str, Any],
+    epoch: int,
+    lr: float,
+    loss: float,
+    score: float,
+    seconds: float,
+    images: int,
+) -> None:
+    """Record a finished epoch of a run: model selection (strictly better validation mIoU
+    keeps the trainable state) and its log row."""
+    if score > state["best_score"]:
+        state.update(best_score=score, best_epoch=epoch, best_state=trainable_state(trainer.model))
+    epochs = int(trainer.spec.train.epochs)
+    state["log"].append(
+        {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": loss,
+            "val_mIoU": score,
+            "images_per_s": images / seconds,
+            "epoch_s": seconds,
+            "eta_s": seconds * (epochs - epoch - 1),
+        }
+    )
+    state["epoch"] = epoch + 1
 
 
 def resume_snapshot(trainer: Trainer, state: dict[str, Any]) -> dict[str, Any]:
@@ -313,8 +407,27 @@ def resume(path: Path, model, trainer: Trainer, spec: RunSpec) -> dict[str, Any]
     return {k: saved[k] for k in keys}
 
 
-def finish(spec: RunSpec, state: dict, model, out_dir: Path, fingerprint: float) -> dict:
-    """Write best.pt, train_log.csv and provenance.json of the finished run; drop last.pt."""
+def job_record(started: float, shared_job: str | None = None, runs: int = 1) -> dict[str, Any]:
+    """What a run's provenance.json records of its training job: the job's measured wall
+    time since `started` (perf_counter), the shared job's staging folder name and how many
+    runs it trained, and the run's share of the device time (wall time / runs, in hours)."""
+    wall = time.perf_counter() - started
+    return {
+        "train_wall_s": round(wall, 1),
+        "shared_job": shared_job,
+        "shared_runs": runs,
+        "device_hours": wall / runs / 3600.0,
+    }
+
+
+def finish(
+    spec: RunSpec, state: dict, model, out_dir: Path, fingerprint: float, job: dict[str, Any]
+) -> dict:
+    """Write best.pt, train_log.csv and provenance.json of the finished run into out_dir.
+
+    best.pt's provenance holds what decides the numbers; provenance.json adds the job's
+    measured record (`job_record`) and the training identity's digest (densebench.identity),
+    so best.pt is the same bytes whether the run trained alone or in a shared job."""
     provenance = {
         "dataset": spec.dataset,
         "model": spec.model,
@@ -336,9 +449,9 @@ def finish(spec: RunSpec, state: dict, model, out_dir: Path, fingerprint: float)
         out_dir / "best.pt",
     )
     write_log(state["log"], out_dir / "train_log.csv")
-    write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", out_dir / "provenance.json")
-    (out_dir / "last.pt").unlink(missing_ok=True)
-    return provenance
+    record = {**provenance, **job, "training_identity": identity_digest(spec)}
+    write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", out_dir / "provenance.json")
+    return record
 
 
 def device_name(device: torch.device) -> str:
