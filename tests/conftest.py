@@ -28,6 +28,7 @@ os.environ["SLURM_CONF"] = str(_NO_SLURM)
 SHARED = {
     "cluster_run": "slurm_cluster",
     "demo_run": "reduced_demo",
+    "shared_runs": "sharing_demo",
     "published_report": "published_report",
     "fetched": "local_hub",
     "clone": "readme_clone",

@@ -354,7 +354,45 @@ def test_a_rerun_through_slurm_submits_nothing(cluster_run):
     assert "Nothing to be done" in output and not submitted_ids(output)
 
 
+def test_a_shared_job_trains_two_runs_on_one_gpu_and_hands_them_over(slurm_cluster, tmp_path):
+    """train.share_frozen_backbone through SLURM: the frozen and CNN-adapter runs of a cell are
+    one GPU job (train_shared); each run's own train job only takes its outputs (no GPU); the
+    predictions equal a local run with sharing off."""
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+    config.update(datasets=["demo_tissue"], models=["demo_vit_p8"])
+    config.update(strategies=["frozen", "cnn_adapter"], resources={"gpu": "always"})
+    config["train"] = dict(config["train"], epochs=1, share_frozen_backbone=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    profile = ci_profile(tmp_path / "profile")
+    cell = "results/runs/demo_tissue/demo_vit_p8"
+    targets = [f"{cell}/{s}/confusion.npz" for s in config["strategies"]]
+    work, local = tmp_path / "slurm", tmp_path / "local"
+    for folder in (work, local):
+        folder.mkdir()
+        (folder / "config").symlink_to(REPO / "config")
+    cmd, env = snakemake_command(
+        work, *targets, "--configfile", str(path), "--profile", str(profile)
+    )
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-5000:]
+    jobs = sacct(submitted_ids(output))
+    rules = jobs["Comment"].map(rule_of)
+    assert Counter(rules[jobs["State"] == "COMPLETED"])["train_shared"] == 1
+    assert Counter(rules)["train"] == 2 and (jobs["State"] == "COMPLETED").all()
+    assert jobs.loc[rules == "train_shared", "ReqTRES"].str.contains("gres/gpu=1").all()
+    assert not jobs.loc[rules == "train", "ReqTRES"].str.contains("gpu").any()
+    config["train"]["share_frozen_backbone"] = False
+    path.write_text(yaml.safe_dump(config))
+    snakemake(local, *targets, "--configfile", str(path), "--cores", "2")
+    for target in targets:
+        ours, theirs = np.load(work / target), np.load(local / target)
+        assert np.array_equal(ours["matrices"], theirs["matrices"]), target
+
+
 RULE_FILES = ("evaluate", "report", "figures")
+SHARED_STRATEGIES = ("frozen", "cnn_adapter", "transformer_adapter")
 
 
 def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs(tmp_path):
@@ -368,8 +406,16 @@ def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs
     result = snakemake(tmp_path, "--profile", profile, "-n", "all")
     output = result.stdout + result.stderr
     messages = re.findall(r"Job \d+: (.*)", output)
-    runs = [m for m in messages if m.startswith(("Training ", "Predicting "))]
-    assert len(runs) == 2 * 1530
+    jobs = [m for m in messages if m.startswith(("Training ", "Predicting "))]
+    # train.share_frozen_backbone: each (dataset, model) trains its frozen, CNN- and
+    # Transformer-adapter runs in one shared GPU job; those runs' train jobs only take files
+    shared = [m for m in jobs if " on one encoder forward " in m]
+    taking = [m for m in jobs if m not in shared and "(no GPU," in m]
+    assert len(shared) == 18 * 17 and len(taking) == 3 * len(shared)
+    assert all(m.startswith("Training ") for m in taking)
+    assert {m.split(" / ")[1].split(" ")[0] for m in taking} == set(SHARED_STRATEGIES)
+    runs = [m for m in jobs if m not in taking]
+    assert len(runs) == 2 * 1530 - len(taking) + len(shared)
     request = r"\((\d+) GPU (\S+): est\. (\d+) GB (with|without) checkpointing, (\d+) CPUs, .*\)$"
     requests = [re.search(request, m) for m in runs]
     assert all(r and r[1] == "1" and r[2] == "gpu-80g" and 2 <= int(r[5]) <= 16 for r in requests)
@@ -379,7 +425,7 @@ def test_slurm_profile_dry_run_of_the_paper_grid_requests_gpus_only_for_run_jobs
     checkpointed = {m.split(" on ")[0] for m, r in pairs if r[4] == "with"}
     assert "Training hoptimus_0 / lora" in checkpointed
     assert not any("/ frozen" in m for m in checkpointed)
-    others = [m for m in messages if m not in runs]
+    others = [m for m in messages if m not in jobs]
     # scoring and report jobs (cluster jobs of evaluate/report/figures.smk but predict) say so
     text = "".join((REPO / f"workflow/rules/{n}.smk").read_text() for n in RULE_FILES)
     no_gpu_rules = set(re.findall(r"^rule (\w+):", text, re.MULTILINE)) - {"predict"}

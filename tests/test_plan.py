@@ -183,3 +183,121 @@ def test_an_enabled_unet_baseline_joins_the_grids_tables(paper, registries):
     alone = Plan(paper, registries)
     assert "unet" not in alone.report.report_grid("reproduced").models
     assert not any("/unet/" in f for f in alone.dataset_run_files("GlaS", "confusion.npz"))
+
+
+# ---- shared training jobs (densebench.plan.sharing) ------------------------------------------
+def sharing_plan(config: dict, registries, workdir, **train) -> Plan:
+    """The plan of the demo config (train keys changed), reading results from workdir."""
+    changed = copy.deepcopy(config)
+    changed["train"] = {**changed["train"], **train}
+    return Plan(validate_config(changed), registries, workdir)
+
+
+def trained(plan: Plan, workdir, run, **record) -> None:
+    """Write a trained run's outputs, its provenance holding its identity and `record`."""
+    import json
+
+    from densebench.identity import identity_digest
+
+    folder = workdir / run_folder(*run)
+    folder.mkdir(parents=True)
+    for name in ("best.pt", "train_log.csv"):
+        (folder / name).write_text("x")
+    provenance = {"training_identity": identity_digest(plan.spec(run)), **record}
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+
+
+def test_each_cell_shares_one_job_among_its_frozen_encoder_runs(demo_config, registries, tmp_path):
+    plan = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True)
+    groups = plan.sharing.groups
+    assert len(groups) == 3 * 3  # datasets x models
+    assert {tuple(r[2] for r in g) for g in groups} == {SHARED}
+    run = ("demo_tissue", "demo_vit_p8", "cnn_adapter", "")
+    staging = plan.sharing.staging(run)
+    assert staging == "results/shared/demo_tissue/demo_vit_p8/" + "+".join(SHARED)
+    assert plan.sharing.staging(("demo_tissue", "demo_vit_p8", "lora", "")) is None
+    assert plan.resources("train", run).gpu_note == "no GPU"  # its train job only takes files
+    members = plan.sharing.members("demo_tissue", "demo_vit_p8", staging.rsplit("/")[-1])
+    assert [r[2] for r in members] == list(SHARED)
+    assert sorted(plan.sharing.jobs()) == sorted({plan.sharing.staging(g[0]) for g in groups})
+    off = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=False)
+    assert off.sharing.groups == [] and off.sharing.staging(run) is None
+
+
+SHARED = ("frozen", "cnn_adapter", "transformer_adapter")
+
+
+def test_only_runs_that_need_training_join_and_trained_runs_keep_their_job(
+    demo_config, registries, tmp_path
+):
+    plan = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True)
+    cell = ("demo_glands", "demo_vit_p16")
+    frozen, cnn, adapter = ((*cell, s, "") for s in SHARED)
+    trained(plan, tmp_path, frozen, shared_job="+".join(SHARED))
+    fresh = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True)
+    root = "results/shared/demo_glands/demo_vit_p16/"
+    # the trained run keeps naming the job that trained it: its train job's inputs never change
+    assert fresh.sharing.staging(frozen) == root + "+".join(SHARED)
+    assert fresh.sharing.staging(cnn) == fresh.sharing.staging(adapter)
+    assert fresh.sharing.staging(cnn) == root + "cnn_adapter+transformer_adapter"
+    assert fresh.sharing.jobs()[root + "cnn_adapter+transformer_adapter"] == [cnn, adapter]
+    # a run trained alone, under the current identity: the last one trains alone
+    trained(fresh, tmp_path, cnn, shared_job=None)
+    alone = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True)
+    assert alone.sharing.staging(adapter) is None and alone.sharing.staging(cnn) is None
+    # a recipe change: every trained run needs training again, all three share one job
+    changed = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True, lr=0.5)
+    assert changed.sharing.staging(frozen) == root + "+".join(SHARED)
+    assert changed.sharing.staging(cnn) == root + "+".join(SHARED)
+
+
+def test_a_staging_folder_on_disk_keeps_its_members(demo_config, registries, tmp_path):
+    """Job processes parse the workflow again while a shared job's members are taken out: a
+    run whose cell has a staging folder naming it keeps that folder."""
+    plan = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True)
+    cell = ("demo_nuclei", "demo_vit_p8")
+    frozen, cnn, adapter = ((*cell, s, "") for s in SHARED)
+    name = "+".join(SHARED)
+    (tmp_path / "results/shared/demo_nuclei/demo_vit_p8" / name / "cnn_adapter").mkdir(parents=True)
+    trained(plan, tmp_path, frozen, shared_job=name)  # taken out already
+    later = sharing_plan(demo_config, registries, tmp_path, share_frozen_backbone=True)
+    assert {later.sharing.staging(r) for r in (frozen, cnn, adapter)} == {
+        f"results/shared/demo_nuclei/demo_vit_p8/{name}"
+    }
+
+
+def test_a_model_with_a_random_frozen_forward_trains_its_runs_separately(
+    demo_config, registries, tmp_path
+):
+    import dataclasses
+
+    record = copy.deepcopy(registries.models["demo_vit_p8"])
+    record["kwargs"] = {**record["kwargs"], "drop_path_rate": 0.1}
+    rated = dataclasses.replace(registries, models={**registries.models, "demo_vit_p8": record})
+    plan = sharing_plan(demo_config, rated, tmp_path, share_frozen_backbone=True)
+    assert {g[0][1] for g in plan.sharing.groups} == {"demo_vit_p14_reg4", "demo_vit_p16"}
+    why = plan.sharing.refusals()
+    assert list(why) == ["demo_vit_p8"] and "drop_path_rate = 0.1" in why["demo_vit_p8"]
+    assert plan.sharing.staging(("demo_tissue", "demo_vit_p8", "frozen", "")) is None
+    fixed = copy.deepcopy(demo_config)
+    fixed["fixes"] = {**fixed.get("fixes", {}), "frozen_encoder_eval": True}
+    assert sharing_plan(fixed, rated, tmp_path, share_frozen_backbone=True).sharing.refusals() == {}
+
+
+def test_the_shared_job_is_sized_for_one_encoder_and_every_runs_head(paper, registries, tmp_path):
+    from densebench.memory import estimate, shared_estimate
+    from densebench.resources import gpu_seconds, job_resources, shared_gpu_seconds
+
+    plan = Plan(paper, registries, tmp_path)
+    runs = [("RINGS", "hoptimus_0", s, "") for s in SHARED]
+    specs = [plan.spec(r) for r in runs]
+    shared = shared_estimate(specs, False)
+    alone = [estimate(s, "train", False) for s in specs]
+    assert max(a.total for a in alone) < shared.total < sum(a.total for a in alone)
+    job = plan.shared_resources("RINGS", "hoptimus_0", "+".join(SHARED))
+    card, fractions = registries.datasets["RINGS"], paper["data"]["split_fractions"]
+    runtimes = [job_resources(s, card, fractions, "train").runtime for s in specs]
+    assert job.gpu == 1 and max(runtimes) < job.runtime < sum(runtimes)
+    seconds = [gpu_seconds(s, card, fractions, "train") for s in specs]
+    assert max(seconds) < shared_gpu_seconds(specs, card, fractions) < sum(seconds)
+    assert plan.resources("train", runs[0]).gpu == 0  # each run's train job only takes files

@@ -15,6 +15,7 @@ from densebench.fixes import FIXES
 from densebench.identity import training_identity
 from densebench.spec import UNET_PAPER_RECIPE, RunSpec, TrainRecipe, build_run_spec
 from densebench.train.losses import cross_entropy_loss, dice_loss
+from densebench.variants import PLAN_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,9 @@ def with_fixes(config: dict, **changes) -> dict:
 
 
 def grid_settings(config: dict) -> dict:
-    """The config's train section as a grid run's spec holds it (seeds: a grid axis)."""
-    return {k: v for k, v in config["train"].items() if k != "seeds"}
+    """The config's train section as a grid run's spec holds it (the plan's keys stripped:
+    seeds are a grid axis, share_frozen_backbone an execution choice of the plan)."""
+    return {k: v for k, v in config["train"].items() if k not in PLAN_KEYS}
 
 
 def test_under_paper_the_unet_trains_with_cross_entropy_at_batch_4(paper, registries):

@@ -212,15 +212,12 @@ def shared_threads(wildcards):
     ).threads
 
 
-def shared_identity(wildcards):
-    """Param: the training identities of a shared job's members (a rerun trigger)."""
-    specs = PLAN.shared_specs(wildcards.dataset, wildcards.model, wildcards.members)
-    return canonical([spec.training_identity() for spec in specs])
-
-
 def shared_runs(wildcards, input):
     """CLI flags of a shared job's members: each run's spec and folder (input-derived: not
-    recorded; the identities are)."""
+    recorded). A shared job has no rerun trigger of its own: its output is temporary, and
+    Snakemake remakes it when a member's `train` job reruns (on that run's identity); a
+    trigger here would remake it for trained members whose cell-mate's identity changed.
+    """
     runs = PLAN.sharing.members(wildcards.dataset, wildcards.model, wildcards.members)
     return " ".join(
         f"--spec {shlex.quote(PLAN.spec(run).to_json())} --out-dir {run_folder(*run)}"

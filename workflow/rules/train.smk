@@ -76,7 +76,6 @@ rule train_shared:
         mem_mb=shared_resource("mem_mb"),
         runtime=shared_resource("runtime"),
     params:
-        identity=shared_identity,
         runs=shared_runs,
         weights=weights_flag,
         site=SITE_JSON,

@@ -183,9 +183,11 @@ def write_log(rows: list[dict], path: Path) -> None:
 
 
 def save_torch(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name, then rename."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to a temporary name, then rename. Saved through a file object, so the zip
+    archive's inner folder is torch's fixed `archive`, not the temporary file's name (which
+    holds the process id): the same state gives the same bytes in any job."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as sink:
+        torch.save(obj, sink)
 
 
 def train_run(
