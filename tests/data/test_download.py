@@ -13,6 +13,7 @@ import pytest
 import densebench.data.download
 from densebench.data.download import (
     ChecksumError,
+    DownloadError,
     RawDataError,
     check_manual_drop,
     fetch,
@@ -78,6 +79,34 @@ def test_split_list_is_fetched_at_the_pinned_commit(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "TNBC.json").read_text() == '{"train": [], "test": []}'
     with pytest.raises(ValueError, match="dataset X: its card has no split_list"):
         fetch_split_list("X", {}, tmp_path / "x.json")
+
+
+def test_an_unreachable_split_list_names_the_dataset_the_file_and_the_remedies(
+    tmp_path, monkeypatch
+):
+    gone = (tmp_path / "offline").as_uri()
+    monkeypatch.setattr(densebench.data.download, "SPLIT_LIST_URL", f"{gone}/{{commit}}/{{file}}")
+    card = {"split_list": {"commit": "abc123", "file": "TNBC.json"}}
+    out = tmp_path / "splits" / "TNBC.json"
+    with pytest.raises(DownloadError) as info:
+        fetch_split_list("TNBC", card, out)
+    message = str(info.value)
+    assert message.startswith("dataset TNBC: the authors' split list: could not download")
+    assert f"{gone}/abc123/TNBC.json" in message and f"place it at {out}" in message
+    assert "data.split_policy seeded" in message
+    assert not out.exists() and not list(out.parent.iterdir())
+
+
+def test_an_unreachable_source_names_the_dataset_and_local_copies(tmp_path):
+    source = make_source(tmp_path)
+    (tmp_path / "server" / source["filename"]).unlink()
+    card = {"access": "open", "sources": [source]}
+    with pytest.raises(DownloadError) as info:
+        fetch_sources("GlaS", card, tmp_path / "raw" / "GlaS")
+    message = str(info.value)
+    assert message.startswith(f"dataset GlaS: could not download {source['url']}")
+    assert "`local_copies: {GlaS: PATH}`" in message
+    assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir())
 
 
 def test_manual_sources_explain_where_to_get_them(tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tarfile
+import urllib.error
 import urllib.request
 import zipfile
 from collections import Counter
@@ -56,6 +57,14 @@ class ChecksumError(ValueError):
 
 class RawDataError(ValueError):
     """Raw files are missing, truncated or not what the card describes."""
+
+
+class DownloadError(OSError):
+    """A URL could not be reached or read (offline, host down, file gone): `url`, `reason`."""
+
+    def __init__(self, message: str, url: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.url, self.reason = url, reason
 
 
 def sha256sum(path: Path) -> str:
@@ -91,10 +100,18 @@ def fetch(url: str, dest: Path, sha256: str | None = None) -> Path:
     request = urllib.request.Request(url)
     if offset and url.startswith(("http://", "https://")):
         request.add_header("Range", f"bytes={offset}-")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        resumed = offset and getattr(response, "status", 200) == 206
-        with open(part, "ab" if resumed else "wb") as out:
-            shutil.copyfileobj(response, out, CHUNK)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            resumed = offset and getattr(response, "status", 200) == 206
+            with open(part, "ab" if resumed else "wb") as out:
+                shutil.copyfileobj(response, out, CHUNK)
+    except urllib.error.URLError as err:
+        raise DownloadError(
+            f"could not download {url} to {dest}: {err.reason}; without internet here, "
+            f"download it elsewhere and place it at {dest} (a file placed there is kept)",
+            url,
+            str(err.reason),
+        ) from err
     try:
         verify(part, sha256, url)
     except ChecksumError:
@@ -110,7 +127,13 @@ def fetch_split_list(dataset: str, card: dict[str, Any], out: Path) -> str:
     if not listing:
         raise ValueError(f"dataset {dataset}: its card has no split_list")
     url = SPLIT_LIST_URL.format(**listing)
-    path = fetch(url, out, listing.get("sha256"))
+    try:
+        path = fetch(url, out, listing.get("sha256"))
+    except DownloadError as err:
+        raise DownloadError(
+            f"dataset {dataset}: the authors' split list: {err}; or split it without the "
+            "list: data.split_policy seeded (or official, where the card has a test split)"
+        ) from err
     return f"{dataset}: {url} sha256 {sha256sum(path)}"
 
 
@@ -184,6 +207,20 @@ def fetch_gdrive(source: dict[str, Any], dest: Path, raw_dir: Path | None = None
     return dest
 
 
+def fetch_source(dataset: str, source: dict[str, Any], partial: Path) -> Path:
+    """Download one http source of a dataset into its resumable partial folder."""
+    try:
+        return fetch(source["url"], partial / source["filename"], source.get("sha256"))
+    except DownloadError as err:
+        raise DownloadError(
+            f"dataset {dataset}: could not download {err.url}: {err.reason}; without internet "
+            f"here, download its sources elsewhere and name them in your config under "
+            f"`local_copies: {{{dataset}: PATH}}` (config/README.md, Local copies of datasets)",
+            err.url,
+            err.reason,
+        ) from err
+
+
 def fetch_sources(dataset: str, card: dict[str, Any], out_dir: Path) -> None:
     """Fetch every open source of a dataset card into out_dir (atomic as a whole)."""
     sources = card.get("sources") or []
@@ -197,7 +234,7 @@ def fetch_sources(dataset: str, card: dict[str, Any], out_dir: Path) -> None:
             tmp.mkdir()
             for source in sources:
                 if source["kind"] == "http":
-                    fetch(source["url"], partial / source["filename"], source.get("sha256"))
+                    fetch_source(dataset, source, partial)
                     (partial / source["filename"]).replace(tmp / source["filename"])
                 else:
                     fetch_gdrive(source, tmp / source["filename"], raw_dir=Path(out_dir))
