@@ -44,3 +44,29 @@ def meta_backbone(registries, name: str):
         with torch.device("meta"):
             META_BACKBONES[name] = build_backbone(name, record_for(registries, name))
     return META_BACKBONES[name]
+
+
+def family_kwargs(depth: int, width: int) -> dict[str, dict]:
+    """Registry kwargs of a small random model of one model per family (timm, CONCH,
+    transformers DINOv2 and ViT, MUSK): `depth` blocks of `width` channels, two heads."""
+    heads = {"num_heads": 2}
+    return {
+        "uni_v1": {"depth": depth, "embed_dim": width, **heads},
+        "conch_v1_5": {"depth": depth, "embed_dim": width, **heads},
+        "hibou_l": {"num_hidden_layers": depth, "hidden_size": width, "num_attention_heads": 2},
+        "phikon": {
+            "num_hidden_layers": depth,
+            "hidden_size": width,
+            "num_attention_heads": 2,
+            "intermediate_size": 2 * width,
+        },
+        "musk": {
+            "depth": depth,
+            "embed_dim": width,
+            **heads,
+            "ffn_dim": 2 * width,
+            "img_size": 32,
+            "vocab_size": 16,
+            "max_text_positions": 8,
+        },
+    }

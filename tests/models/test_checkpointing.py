@@ -24,36 +24,18 @@ from densebench.models.checkpointing import enable_checkpointing
 from densebench.models.segmenter import SegmentationModel, Segmenter, build_model
 from densebench.models.unet import UNet
 from densebench.spec import RunSpec, build_run_spec
-from tests.models.backbone_helpers import record_for
+from tests.models.backbone_helpers import family_kwargs, record_for
 
 WIDTH = 64
 """Reduced embedding width of every family."""
-REDUCED = {
-    "uni_v1": {"depth": 2, "embed_dim": WIDTH, "num_heads": 2, "drop_path_rate": 0.2},
-    "conch_v1_5": {"depth": 2, "embed_dim": WIDTH, "num_heads": 2, "drop_path_rate": 0.2},
-    "hibou_l": {
-        "num_hidden_layers": 2,
-        "hidden_size": WIDTH,
-        "num_attention_heads": 2,
-        "drop_path_rate": 0.2,
-    },
-    "phikon": {
-        "num_hidden_layers": 2,
-        "hidden_size": WIDTH,
-        "num_attention_heads": 2,
-        "intermediate_size": 2 * WIDTH,
-        "hidden_dropout_prob": 0.2,
-    },
-    "musk": {
-        "depth": 2,
-        "embed_dim": WIDTH,
-        "num_heads": 2,
-        "ffn_dim": 2 * WIDTH,
-        "img_size": 32,
-        "vocab_size": 16,
-        "max_text_positions": 8,
-    },
+RATES = {
+    "uni_v1": {"drop_path_rate": 0.2},
+    "conch_v1_5": {"drop_path_rate": 0.2},
+    "hibou_l": {"drop_path_rate": 0.2},
+    "phikon": {"hidden_dropout_prob": 0.2},
+    "musk": {},
 }
+REDUCED = {name: {**kw, **RATES[name]} for name, kw in family_kwargs(2, WIDTH).items()}
 """Two-block kwargs of one model per family (timm, conch, transformers x2, musk)."""
 ENCODER_BLOCKS = {
     "uni_v1": "backbone.encoder.blocks",

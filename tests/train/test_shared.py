@@ -19,31 +19,12 @@ from densebench.sharing import random_forward, random_rates
 from densebench.spec import RunSpec, build_run_spec
 from densebench.train.loop import train_run
 from densebench.train.shared import take_staged, train_shared
-from tests.models.backbone_helpers import meta_backbone, record_for
+from tests.models.backbone_helpers import family_kwargs, meta_backbone, record_for
 
 SHARED = ("frozen", "cnn_adapter", "transformer_adapter")
 TIMING = {"images_per_s", "epoch_s", "eta_s"}
 WIDTH = 32
-REDUCED = {
-    "uni_v1": {"depth": 1, "embed_dim": WIDTH, "num_heads": 2},
-    "conch_v1_5": {"depth": 1, "embed_dim": WIDTH, "num_heads": 2},
-    "phikon": {
-        "num_hidden_layers": 1,
-        "hidden_size": WIDTH,
-        "num_attention_heads": 2,
-        "intermediate_size": 2 * WIDTH,
-    },
-    "hibou_l": {"num_hidden_layers": 1, "hidden_size": WIDTH, "num_attention_heads": 2},
-    "musk": {
-        "depth": 1,
-        "embed_dim": WIDTH,
-        "num_heads": 2,
-        "ffn_dim": 2 * WIDTH,
-        "img_size": 32,
-        "vocab_size": 16,
-        "max_text_positions": 8,
-    },
-}
+REDUCED = family_kwargs(1, WIDTH)
 """One-block random models of every family: timm, CONCH, transformers ViT and DINOv2, MUSK."""
 RATES = {
     "uni_v1": {"drop_path_rate": 0.2, "depth": 2},  # timm: 0 in the first block

@@ -37,6 +37,7 @@ cap finishes across retries.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -184,8 +185,19 @@ def job_resources(
     """Resources of a train or predict job of a run, scaled up on retries (attempt >= 1),
     under the site policy (config `resources`: GPU policy, runtime cap)."""
     policy = policy_of(policy)
-    mem_scale = 1.0 + 0.5 * (attempt - 1)
     plan = gpu_plan(spec, stage, attempt, policy)
+    return planned_resources(
+        spec, plan, lambda: gpu_seconds(spec, card, fractions, stage), attempt, policy
+    )
+
+
+def planned_resources(
+    spec: Any, plan: Any, seconds: Callable[[], float], attempt: int, policy: Any
+) -> JobResources:
+    """A job's resources from its GPU plan and its estimated GPU seconds (`seconds`, not asked
+    for a demo model, whose resources are fixed): CPUs and host memory of `spec`, memory and
+    runtime scaled up on retries, the runtime capped by the site policy."""
+    mem_scale = 1.0 + 0.5 * (attempt - 1)
     gpu = 0 if plan.gpu_class is None or plan.gpu_class.gres is not None else 1
     if is_demo_model(spec.model_record):
         job = JobResources(
@@ -193,7 +205,7 @@ def job_resources(
         )
     else:
         cpus = cpus_per_gpu(spec, int(policy["max_cpus_per_gpu"]))
-        minutes = OVERHEAD_MIN + SAFETY * gpu_seconds(spec, card, fractions, stage) / 60.0
+        minutes = OVERHEAD_MIN + SAFETY * seconds() / 60.0
         job = JobResources(
             gpu=gpu,
             cpus_per_gpu=cpus,
@@ -223,26 +235,10 @@ def shared_job_resources(
     (densebench.gpu_plan.shared_gpu_plan), CPUs to feed the one data stream at the shared
     step's pace, the first run's host memory, runtime from `shared_gpu_seconds`."""
     policy = policy_of(policy)
-    first = specs[0]
-    mem_scale = 1.0 + 0.5 * (attempt - 1)
     plan = shared_gpu_plan(specs, attempt, policy)
-    gpu = 0 if plan.gpu_class is None or plan.gpu_class.gres is not None else 1
-    if is_demo_model(first.model_record):
-        job = JobResources(
-            gpu, DEMO["cpus"], int(DEMO["mem_mb"] * mem_scale), DEMO["runtime"] * attempt, plan
-        )
-    else:
-        cpus = cpus_per_gpu(first, int(policy["max_cpus_per_gpu"]))
-        minutes = OVERHEAD_MIN + SAFETY * shared_gpu_seconds(specs, card, fractions) / 60.0
-        job = JobResources(
-            gpu=gpu,
-            cpus_per_gpu=cpus,
-            mem_mb=math.ceil(host_mem_mb(first, cpus) * mem_scale),
-            runtime=math.ceil(minutes) * attempt,
-            plan=plan,
-        )
-    cap = policy["max_runtime"]
-    return job if cap is None else replace(job, runtime=min(job.runtime, int(cap)))
+    return planned_resources(
+        specs[0], plan, lambda: shared_gpu_seconds(specs, card, fractions), attempt, policy
+    )
 
 
 STAGED = JobResources(gpu=0, cpus_per_gpu=1, mem_mb=1000, runtime=10)
@@ -310,60 +306,57 @@ def _share(total: float, weights: list[float]) -> list[float]:
 
 
 def _attributed(
-    alone: dict[Any, float], groups: list[tuple[Any, ...]], job: Any
+    plan: Any,
+    runs: Any,
+    groups: list[tuple[Any, ...]] | None,
+    alone: Callable[[Any, Any, Any], float],
+    together: Callable[[list[Any], Any, Any], float],
 ) -> dict[Any, tuple[float, float]]:
-    """Per run (its value alone, its share of its shared job's value `job(group)`, split in
-    proportion to the members' values alone; a run that trains alone keeps its own)."""
-    shared = dict(alone)
+    """Per run: its value trained alone, `alone(spec, card, fractions)`, and its share of its
+    shared job's value, `together(specs, card, fractions)`, split over the job's members in
+    proportion to their values alone (so the shares of a job sum to its value; a run that
+    trains alone keeps its own). `groups`: `sharing_groups` (None: of these runs)."""
+    runs = list(runs)
+    groups = sharing_groups(plan, runs) if groups is None else groups
+    fractions = plan.config["data"]["split_fractions"]
+    cards = plan.registries.datasets
+    own = {run: alone(plan.spec(run), cards[run[0]], fractions) for run in runs}
+    shared = dict(own)
     for group in groups:
-        shares = _share(job(group), [alone[run] for run in group])
-        shared.update(zip(group, shares, strict=True))
-    return {run: (value, shared[run]) for run, value in alone.items()}
+        value = together([plan.spec(run) for run in group], cards[group[0][0]], fractions)
+        shared.update(zip(group, _share(value, [own[run] for run in group]), strict=True))
+    return {run: (value, shared[run]) for run, value in own.items()}
 
 
 def train_gpu_hours(
     plan: Any, runs: Any, groups: list[tuple[Any, ...]] | None = None
 ) -> dict[Any, tuple[float, float]]:
     """Estimated training GPU-hours of each run (the FLOP rule): trained alone, and with
-    `train.share_frozen_backbone` on its share of its shared job's `shared_gpu_seconds`, split
-    over the job's members in proportion to their estimates alone (so the shares of a job sum
-    to its estimate; a run that trains alone keeps its own). `groups`: `sharing_groups`."""
-    runs = list(runs)
-    groups = sharing_groups(plan, runs) if groups is None else groups
-    fractions = plan.config["data"]["split_fractions"]
-    cards = plan.registries.datasets
-
-    def job(group: tuple[Any, ...]) -> float:
-        specs = [plan.spec(run) for run in group]
-        return shared_gpu_seconds(specs, cards[group[0][0]], fractions) / 3600
-
-    alone = {
-        run: gpu_seconds(plan.spec(run), cards[run[0]], fractions, "train") / 3600 for run in runs
-    }
-    return _attributed(alone, groups, job)
+    `train.share_frozen_backbone` on its share of its shared job's `shared_gpu_seconds`
+    (`_attributed`)."""
+    return _attributed(
+        plan,
+        runs,
+        groups,
+        lambda spec, card, fractions: gpu_seconds(spec, card, fractions, "train") / 3600,
+        lambda specs, card, fractions: shared_gpu_seconds(specs, card, fractions) / 3600,
+    )
 
 
 def train_time_limits(
     plan: Any, runs: Any, groups: list[tuple[Any, ...]] | None = None
 ) -> dict[Any, tuple[float, float]]:
     """First-attempt time limits (hours) of each run's training: its own job's, and with
-    `train.share_frozen_backbone` on its share of its shared job's (`shared_job_resources`),
-    split in proportion to the members' own limits. The member's `train` job that then only
-    moves its outputs (STAGED, no GPU) is not counted."""
-    runs = list(runs)
-    groups = sharing_groups(plan, runs) if groups is None else groups
-    fractions = plan.config["data"]["split_fractions"]
-    cards = plan.registries.datasets
-
-    def job(group: tuple[Any, ...]) -> float:
-        specs = [plan.spec(run) for run in group]
-        return shared_job_resources(specs, cards[group[0][0]], fractions).runtime / 60
-
-    alone = {
-        run: job_resources(plan.spec(run), cards[run[0]], fractions, "train").runtime / 60
-        for run in runs
-    }
-    return _attributed(alone, groups, job)
+    `train.share_frozen_backbone` on its share of its shared job's (`shared_job_resources`,
+    `_attributed`). The member's `train` job that then only moves its outputs (STAGED, no
+    GPU) is not counted."""
+    return _attributed(
+        plan,
+        runs,
+        groups,
+        lambda spec, card, fractions: job_resources(spec, card, fractions, "train").runtime / 60,
+        lambda specs, card, fractions: shared_job_resources(specs, card, fractions).runtime / 60,
+    )
 
 
 def compute_table(plan: Any) -> str:
