@@ -132,7 +132,9 @@ def fetch_split_list(dataset: str, card: dict[str, Any], out: Path) -> str:
     except DownloadError as err:
         raise DownloadError(
             f"dataset {dataset}: the authors' split list: {err}; or split it without the "
-            "list: data.split_policy seeded (or official, where the card has a test split)"
+            "list: data.split_policy seeded (or official, where the card has a test split)",
+            err.url,
+            err.reason,
         ) from err
     return f"{dataset}: {url} sha256 {sha256sum(path)}"
 
@@ -234,8 +236,7 @@ def fetch_sources(dataset: str, card: dict[str, Any], out_dir: Path) -> None:
             tmp.mkdir()
             for source in sources:
                 if source["kind"] == "http":
-                    fetch_source(dataset, source, partial)
-                    (partial / source["filename"]).replace(tmp / source["filename"])
+                    fetch_source(dataset, source, partial).replace(tmp / source["filename"])
                 else:
                     fetch_gdrive(source, tmp / source["filename"], raw_dir=Path(out_dir))
     finally:
